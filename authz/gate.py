@@ -1,0 +1,450 @@
+"""The privacy gate: the one enforcement point between the API and the data.
+
+Every read and write of a protected record goes through a ``Gate``, which is built once per request
+for one subject and owns that request's database session:
+
+* **rows** — list, lookup and child loads start from the subject's relations compiled to SQL
+  (``authz.relations``); a record outside them is indistinguishable from a missing one;
+* **fields** — ``reveal`` decides each field class once per (entity, relation set) per request and
+  returns only readable values, naming the rest as redacted;
+* **disclosure** — every reveal, miss and write is handed to the access log sink.
+
+Resolvers never see the session. ``Visible`` rows can only be made here, so holding one is proof
+that the subject may see that row under the relations it carries.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from enum import Enum
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, DateTime, Select, false, func, inspect, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from authz.entities import Entity, entity_of
+from authz.policy import Policy
+from authz.relations import Relation, RelationCompiler
+from authz.subject import Subject
+from domain.base import Base
+from domain.classification import FieldClass, field_classes
+from domain.disclosure import AccessKind, Disclosure, DisclosureSink
+from domain.errors import DomainError, ErrorCode, NotFound
+from domain.session import ROW_SCOPE
+from domain.units import Unit
+
+M = TypeVar("M", bound=Base)
+
+
+class Forbidden(DomainError):
+    """The record is visible, but this action on it is not allowed."""
+
+    def __init__(self, message: str = "无权执行该操作", field: tuple[str, ...] = ()) -> None:
+        super().__init__(ErrorCode.FORBIDDEN, message, field)
+
+
+@dataclass(frozen=True, slots=True)
+class Visible(Generic[M]):
+    """A row the subject may see, with the relations that make it visible."""
+
+    row: M
+    relations: frozenset[Relation]
+    entity: Entity
+
+
+@dataclass(frozen=True, slots=True)
+class Revealed:
+    values: dict[str, Any]
+    """Readable requested fields → value. Withheld fields are absent."""
+    redacted: tuple[str, ...]
+    """Requested fields withheld by policy (attribute names)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """A condition on one column. The column's field class must be readable to filter on it."""
+
+    column: InstrumentedAttribute[Any]
+    op: str  # "eq" | "in" | "gte" | "lt"
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    column: InstrumentedAttribute[Any]
+    descending: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.column.key}:{'desc' if self.descending else 'asc'}"
+
+
+@dataclass(slots=True)
+class Page(Generic[M]):
+    items: list[Visible[M]]
+    has_next: bool
+    has_previous: bool
+    cursors: list[str] = field(default_factory=list)
+
+
+class Gate:
+    def __init__(
+        self,
+        *,
+        session: AsyncSession,
+        subject: Subject,
+        policy: Policy,
+        sink: DisclosureSink,
+        now: datetime | None = None,
+    ) -> None:
+        self._session = session
+        self.subject = subject
+        self._policy = policy
+        self._sink = sink
+        self.now = now or datetime.now(UTC)
+        self._relations = RelationCompiler(subject, self.now)
+        self._decisions: dict[tuple[Entity, frozenset[Relation]], frozenset[FieldClass]] = {}
+        self._row_relations: dict[Entity, frozenset[Relation]] = {}
+
+    # -- decisions -------------------------------------------------------------------------
+
+    def row_relations(self, entity: Entity) -> frozenset[Relation]:
+        if entity not in self._row_relations:
+            self._row_relations[entity] = self._policy.row_relations(self.subject.roles, entity)
+        return self._row_relations[entity]
+
+    def readable(self, entity: Entity, relations: frozenset[Relation]) -> frozenset[FieldClass]:
+        key = (entity, relations)
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision = self._policy.readable(self.subject.roles, entity, relations)
+            self._decisions[key] = decision
+        return decision
+
+    def may(self, entity: Entity, action: str, relations: Iterable[Relation]) -> Relation | None:
+        return self._policy.permitting_relation(self.subject.roles, entity, action, relations)
+
+    # -- reading rows ----------------------------------------------------------------------
+
+    def _scoped(self, model: type[M], *where: ColumnElement[bool]) -> Select[Any] | None:
+        """``SELECT model, <relation flags> WHERE <any relation> AND where``, or None (deny)."""
+        entity = entity_of(model)
+        predicates = self._relations.predicates(entity)
+        allowed = [r for r in sorted(self.row_relations(entity)) if r in predicates]
+        if not allowed:
+            return None
+        flags = [predicates[r].label(f"rel_{r.value}") for r in allowed]
+        return (
+            select(model, *flags)
+            .where(or_(*(predicates[r] for r in allowed)), *where)
+            .execution_options(**{ROW_SCOPE: self.subject.username})
+        )
+
+    def _visible_predicate(self, model: type[Base]) -> ColumnElement[bool]:
+        entity = entity_of(model)
+        predicates = self._relations.predicates(entity)
+        allowed = [predicates[r] for r in sorted(self.row_relations(entity)) if r in predicates]
+        return or_(*allowed) if allowed else false()
+
+    async def _rows(self, model: type[M], stmt: Select[Any]) -> list[Visible[M]]:
+        entity = entity_of(model)
+        relation_names = [c for c in stmt.selected_columns.keys() if c.startswith("rel_")]
+        result = await self._session.execute(stmt)
+        out: list[Visible[M]] = []
+        for row in result.all():
+            rels = frozenset(
+                Relation(name[4:]) for name, flag in zip(relation_names, row[1:], strict=False)
+                if flag
+            )
+            out.append(Visible(row[0], rels, entity))
+        return out
+
+    def _conditions(self, model: type[Base], filters: Sequence[Filter]) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = []
+        for f in filters:
+            self._check_usable(model, f.column, "筛选")
+            col = f.column
+            if f.op == "eq":
+                conditions.append(col == f.value)
+            elif f.op == "in":
+                conditions.append(col.in_(list(f.value)))
+            elif f.op == "gte":
+                conditions.append(col >= f.value)
+            elif f.op == "lt":
+                conditions.append(col < f.value)
+            else:  # pragma: no cover - programming error
+                raise ValueError(f"unknown filter op {f.op}")
+        return conditions
+
+    def _check_usable(self, model: type[Base], column: InstrumentedAttribute[Any], verb: str) -> None:
+        """Filtering or ordering on a class is an inference channel unless that class is readable
+        under every relation that makes rows of this entity visible (HAPI FHIR #6065)."""
+        entity = entity_of(model)
+        field_class = column.property.columns[0].info.get("field_class")
+        relations = self.row_relations(entity)
+        ok = field_class is not None and bool(relations) and all(
+            field_class in self.readable(entity, frozenset({r})) for r in relations
+        )
+        if not ok:
+            self._sink.record(
+                Disclosure(
+                    AccessKind.DENIED, entity.value, None, redacted=(column.key,),
+                    reason=f"{'filter' if verb == '筛选' else 'order'}_on_unreadable_class",
+                )
+            )
+            raise Forbidden(f"无权按该字段{verb}", (_camel(column.key),))
+
+    async def page(
+        self,
+        model: type[M],
+        *,
+        order: Order,
+        first: int,
+        after: str | None = None,
+        filters: Sequence[Filter] = (),
+    ) -> Page[M]:
+        """One page in keyset order; ``first`` must already be bounded by the caller."""
+        conditions = self._conditions(model, filters)
+        self._check_usable(model, order.column, "排序")
+        pk = inspect(model).primary_key[0]
+        if after is not None:
+            value, last_id = _decode_cursor(after, order)
+            if order.descending:
+                conditions.append(
+                    or_(order.column < value, (order.column == value) & (pk < last_id))
+                )
+            else:
+                conditions.append(
+                    or_(order.column > value, (order.column == value) & (pk > last_id))
+                )
+        stmt = self._scoped(model, *conditions)
+        if stmt is None:
+            return Page([], False, after is not None)
+        direction = (lambda c: c.desc()) if order.descending else (lambda c: c.asc())
+        stmt = stmt.order_by(direction(order.column), direction(pk)).limit(first + 1)
+        items = await self._rows(model, stmt)
+        has_next = len(items) > first
+        items = items[:first]
+        cursors = [
+            _encode_cursor(order, getattr(v.row, order.column.key), getattr(v.row, pk.key))
+            for v in items
+        ]
+        return Page(items, has_next, after is not None, cursors)
+
+    async def count(self, model: type[Base], *, filters: Sequence[Filter] = ()) -> int:
+        """Visible rows only: a total never reveals hidden records."""
+        conditions = self._conditions(model, filters)
+        entity = entity_of(model)
+        if not self.row_relations(entity):
+            return 0
+        stmt = (
+            select(func.count())
+            .select_from(model)
+            .where(self._visible_predicate(model), *conditions)
+            .execution_options(**{ROW_SCOPE: self.subject.username})
+        )
+        return int((await self._session.execute(stmt)).scalar_one())
+
+    async def by_ids(self, model: type[M], ids: Sequence[int]) -> dict[int, Visible[M]]:
+        """Visible rows among ``ids``. Misses are logged the same whether missing or hidden."""
+        pk = inspect(model).primary_key[0]
+        wanted = set(ids)
+        stmt = self._scoped(model, pk.in_(wanted))
+        found = {} if stmt is None else {v.row.id: v for v in await self._rows(model, stmt)}  # type: ignore[attr-defined]
+        for missing in sorted(wanted - found.keys()):
+            self._sink.record(
+                Disclosure(AccessKind.DENIED, entity_of(model).value, missing, reason="not_found")
+            )
+        return found
+
+    async def children(
+        self,
+        model: type[M],
+        parent_key: InstrumentedAttribute[int],
+        parent_ids: Sequence[int],
+        *,
+        order: Order,
+        limit: int,
+    ) -> dict[int, list[Visible[M]]]:
+        """Up to ``limit`` visible children per parent, in one statement for all parents."""
+        grouped: dict[int, list[Visible[M]]] = defaultdict(list)
+        entity = entity_of(model)
+        if not self.row_relations(entity) or not parent_ids:
+            return grouped
+        pk = inspect(model).primary_key[0]
+        direction = (lambda c: c.desc()) if order.descending else (lambda c: c.asc())
+        ranked = (
+            select(
+                pk.label("child_id"),
+                func.row_number()
+                .over(partition_by=parent_key, order_by=(direction(order.column), direction(pk)))
+                .label("rn"),
+            )
+            .where(parent_key.in_(set(parent_ids)), self._visible_predicate(model))
+            .subquery()
+        )
+        stmt = self._scoped(model, ranked.c.rn <= limit)
+        assert stmt is not None
+        stmt = stmt.join(ranked, ranked.c.child_id == pk).order_by(
+            parent_key, direction(order.column), direction(pk)
+        )
+        for visible in await self._rows(model, stmt):
+            grouped[getattr(visible.row, parent_key.key)].append(visible)
+        return grouped
+
+    # -- revealing fields --------------------------------------------------------------------
+
+    def reveal(self, visible: Visible[Any], fields: Iterable[str]) -> Revealed:
+        """Values of the requested fields that the subject may read; the rest are redacted.
+
+        Only requested fields are computed (and, later, decrypted), and the disclosure names
+        exactly what left the server.
+        """
+        classes = field_classes(type(visible.row))
+        readable = self.readable(visible.entity, visible.relations)
+        values: dict[str, Any] = {}
+        redacted: list[str] = []
+        disclosed: set[str] = set()
+        for name in fields:
+            field_class = classes.get(name)
+            if field_class is None:
+                continue
+            if field_class in readable:
+                values[name] = getattr(visible.row, name)
+                disclosed.add(field_class.value)
+            else:
+                redacted.append(name)
+        self._sink.record(
+            Disclosure(
+                AccessKind.READ,
+                visible.entity.value,
+                visible.row.id,
+                fields=tuple(sorted(values)),
+                redacted=tuple(redacted),
+                field_classes=tuple(sorted(disclosed)),
+                relations=tuple(sorted(visible.relations)),
+            )
+        )
+        return Revealed(values, tuple(redacted))
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def for_write(self, model: type[M], record_id: int, action: str) -> Visible[M]:
+        """Load a record to change it: not visible → NotFound; visible but not allowed → Forbidden."""
+        visible = (await self.by_ids(model, [record_id])).get(record_id)
+        if visible is None:
+            raise NotFound()
+        self.authorize(visible.entity, action, visible.relations, record_id=record_id)
+        return visible
+
+    def authorize(
+        self,
+        entity: Entity,
+        action: str,
+        relations: Iterable[Relation],
+        *,
+        record_id: int | None = None,
+    ) -> Relation:
+        relation = self.may(entity, action, relations)
+        if relation is None:
+            self._sink.record(
+                Disclosure(AccessKind.DENIED, entity.value, record_id, reason=action)
+            )
+            raise Forbidden()
+        return relation
+
+    async def unit_relations(self, unit_id: int) -> frozenset[Relation]:
+        """Relations the subject holds to records anchored in ``unit_id`` (for creating them)."""
+        unit = (
+            await self._session.execute(select(Unit).where(Unit.id == unit_id))
+        ).scalar_one_or_none()
+        if unit is None:
+            raise NotFound()
+        relations: set[Relation] = {Relation.DIRECTORY} if self.subject.authenticated else set()
+        path = self.subject.jurisdiction_path
+        if path and unit.path.startswith(path):
+            relations.add(Relation.JURISDICTION)
+        if self.subject.unit_id == unit.id:
+            relations.add(Relation.SCHOOL)
+        return frozenset(relations)
+
+    async def unit(self, unit_id: int) -> Unit | None:
+        """Units are not personal data; any authenticated subject may resolve one."""
+        if not self.subject.authenticated:
+            return None
+        return (
+            await self._session.execute(select(Unit).where(Unit.id == unit_id))
+        ).scalar_one_or_none()
+
+    def add(self, row: Base) -> None:
+        self._session.add(row)
+
+    async def flush(self) -> None:
+        await self._session.flush()
+
+    def record_write(
+        self, entity: Entity, record_id: int | None, fields: Iterable[str], action: str
+    ) -> None:
+        self._sink.record(
+            Disclosure(
+                AccessKind.WRITE, entity.value, record_id, fields=tuple(sorted(fields)),
+                reason=action,
+            )
+        )
+
+    async def commit(self) -> None:
+        await self._session.commit()
+
+    async def rollback(self) -> None:
+        await self._session.rollback()
+
+    @property
+    def session_for_audit(self) -> AsyncSession:
+        """The request's session, for the access log to write its batch in (see ``api.context``)."""
+        return self._session
+
+
+# -- cursors -----------------------------------------------------------------------------------
+
+
+def _encode_cursor(order: Order, value: Any, row_id: int) -> str:
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    elif isinstance(value, date):
+        value = value.isoformat()
+    elif isinstance(value, Enum):
+        value = value.value
+    raw = json.dumps([order.key, value, row_id], ensure_ascii=True, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, order: Order) -> tuple[Any, int]:
+    bad = DomainError(ErrorCode.INVALID, "分页游标无效，请从第一页重新查询", ("after",))
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key, value, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, TypeError):
+        raise bad from None
+    if key != order.key or not isinstance(row_id, int) or isinstance(row_id, bool):
+        raise bad
+    column_type = order.column.property.columns[0].type
+    if isinstance(column_type, DateTime) or getattr(column_type, "impl", None).__class__ is DateTime:
+        try:
+            value = datetime.fromisoformat(value)
+        except (TypeError, ValueError):
+            raise bad from None
+    elif not isinstance(value, str | int) or isinstance(value, bool):
+        raise bad
+    return value, row_id
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+

@@ -1,0 +1,210 @@
+"""Relations between a viewer and a record, compiled to SQL predicates.
+
+A relation is *why* a viewer may see a record (it is in their jurisdiction, they are on the case,
+the case was referred to them...). Each one is an ``IN``/``EXISTS`` predicate the database
+evaluates, so lists are filtered by the database and a page of 20 has 20 visible rows. The gate
+selects the predicates as boolean columns too, which tells it per row *which* relations hold
+without a second query; field decisions depend on that set.
+
+An absent scope compiles to ``false()``: an empty jurisdiction means nothing, never everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, false, or_, select, true
+
+from authz.entities import Entity
+from authz.subject import Subject
+from domain import models as m
+from domain.referrals import ReferralStatus
+
+
+class Relation(StrEnum):
+    DIRECTORY = "directory"
+    JURISDICTION = "jurisdiction"
+    ASSIGNED = "assigned"
+    SCHOOL = "school"
+    REFERRAL = "referral"
+    VOLUNTEER_LINK = "volunteer_link"
+    CREATOR = "creator"
+
+
+CREATOR_WINDOW = timedelta(hours=24)
+
+
+def _select(*columns: Any) -> Select[Any]:
+    """An uncorrelated subquery: relation predicates are id lists, never correlated to the outer
+    query (auto-correlation against a same-table outer query would silently change their meaning)."""
+    return select(*columns).correlate(None)
+
+Predicates = dict[Relation, ColumnElement[bool]]
+
+
+class RelationCompiler:
+    """Builds, once per request, the predicate of every relation for every entity."""
+
+    def __init__(self, subject: Subject, now: datetime) -> None:
+        self.subject = subject
+        self.now = now
+        self._cache: dict[Entity, Predicates] = {}
+
+    def predicates(self, entity: Entity) -> Predicates:
+        if entity not in self._cache:
+            self._cache[entity] = _BUILDERS[entity](self)
+        return self._cache[entity]
+
+    # -- building blocks -------------------------------------------------------------------
+
+    def area_units(self) -> Select[tuple[int]] | None:
+        path = self.subject.jurisdiction_path
+        if not path:
+            return None
+        return _select(m.Unit.id).where(m.Unit.path.startswith(path, autoescape=True))
+
+    def team_cases(self) -> Select[tuple[int]] | None:
+        s = self.subject
+        if s.unit_id is None or s.staff_id is None:
+            return None
+        return _select(m.Case.id).where(
+            or_(
+                m.Case.lead_unit_id == s.unit_id,
+                m.Case.id.in_(_select(m.CaseCoUnit.case_id).where(m.CaseCoUnit.unit_id == s.unit_id)),
+                m.Case.id.in_(
+                    _select(m.CaseAssignment.case_id).where(
+                        m.CaseAssignment.staff_id == s.staff_id,
+                        m.CaseAssignment.ended_at.is_(None),
+                    )
+                ),
+            )
+        )
+
+    def referred_cases(self) -> Select[tuple[int]] | None:
+        if self.subject.unit_id is None:
+            return None
+        consent_in_force = m.Referral.consent_id.in_(
+            _select(m.Consent.id).where(
+                m.Consent.withdrawn_at.is_(None),
+                or_(m.Consent.valid_until.is_(None), m.Consent.valid_until > self.now),
+            )
+        )
+        return _select(m.Referral.case_id).where(
+            m.Referral.to_unit_id == self.subject.unit_id,
+            m.Referral.status == ReferralStatus.ACCEPTED,
+            or_(m.Referral.expires_at.is_(None), m.Referral.expires_at > self.now),
+            or_(consent_in_force, m.Referral.override_reason.is_not(None)),
+        )
+
+    def linked_families(self) -> Select[tuple[int]] | None:
+        if self.subject.staff_id is None:
+            return None
+        return _select(m.VolunteerLink.family_id).where(
+            m.VolunteerLink.staff_id == self.subject.staff_id, m.VolunteerLink.active.is_(True)
+        )
+
+
+def _in(column: ColumnElement[int], subquery: Select[tuple[int]] | None) -> ColumnElement[bool]:
+    return false() if subquery is None else column.in_(subquery)
+
+
+def _case(c: RelationCompiler) -> Predicates:
+    return {
+        Relation.JURISDICTION: _in(m.Case.area_unit_id, c.area_units()),
+        Relation.ASSIGNED: _in(m.Case.id, c.team_cases()),
+        Relation.REFERRAL: _in(m.Case.id, c.referred_cases()),
+    }
+
+
+def _subjects_of(cases: Select[tuple[int]] | None) -> Select[tuple[int]] | None:
+    return None if cases is None else _select(m.Case.subject_id).where(m.Case.id.in_(cases))
+
+
+def _members_of(families: Select[tuple[int]] | None) -> Select[tuple[int]] | None:
+    if families is None:
+        return None
+    return _select(m.FamilyMember.person_id).where(m.FamilyMember.family_id.in_(families))
+
+
+def _person(c: RelationCompiler) -> Predicates:
+    school = c.subject.unit_id
+    return {
+        Relation.JURISDICTION: _in(m.Person.residence_unit_id, c.area_units()),
+        Relation.ASSIGNED: _in(m.Person.id, _subjects_of(c.team_cases())),
+        Relation.SCHOOL: false() if school is None else m.Person.school_unit_id == school,
+        Relation.REFERRAL: _in(m.Person.id, _subjects_of(c.referred_cases())),
+        Relation.VOLUNTEER_LINK: _in(m.Person.id, _members_of(c.linked_families())),
+    }
+
+
+def _family(c: RelationCompiler) -> Predicates:
+    assigned = _subjects_of(c.team_cases())
+    assigned_families = (
+        None
+        if assigned is None
+        else _select(m.FamilyMember.family_id).where(m.FamilyMember.person_id.in_(assigned))
+    )
+    return {
+        Relation.JURISDICTION: _in(m.Family.residence_unit_id, c.area_units()),
+        Relation.ASSIGNED: _in(m.Family.id, assigned_families),
+        Relation.VOLUNTEER_LINK: _in(m.Family.id, c.linked_families()),
+    }
+
+
+def _via(
+    column: ColumnElement[int], parent_key: ColumnElement[int], parent: Entity
+) -> Callable[[RelationCompiler], Predicates]:
+    """Child records hold exactly the relations their parent row holds."""
+
+    def build(c: RelationCompiler) -> Predicates:
+        return {
+            relation: column.in_(_select(parent_key).where(predicate))
+            for relation, predicate in c.predicates(parent).items()
+        }
+
+    return build
+
+
+def _alert(c: RelationCompiler) -> Predicates:
+    s = c.subject
+    team = c.team_cases()
+    target = false() if s.unit_id is None else m.Alert.target_unit_id == s.unit_id
+    creator = (
+        false()
+        if s.staff_id is None
+        else (m.Alert.created_by_staff_id == s.staff_id)
+        & (m.Alert.raised_at > c.now - CREATOR_WINDOW)
+    )
+    return {
+        Relation.JURISDICTION: _in(m.Alert.area_unit_id, c.area_units()),
+        Relation.ASSIGNED: or_(target, _in(m.Alert.case_id, team)),
+        Relation.CREATOR: creator,
+    }
+
+
+def _directory(c: RelationCompiler) -> Predicates:
+    return {Relation.DIRECTORY: true() if c.subject.authenticated else false()}
+
+
+_BUILDERS: dict[Entity, Callable[[RelationCompiler], Predicates]] = {
+    Entity.CASE: _case,
+    Entity.PERSON: _person,
+    Entity.FAMILY: _family,
+    Entity.ALERT: _alert,
+    Entity.STAFF: _directory,
+    Entity.UNIT: _directory,
+    Entity.FAMILY_MEMBER: _via(m.FamilyMember.family_id, m.Family.id, Entity.FAMILY),
+    Entity.VOLUNTEER_LINK: _via(m.VolunteerLink.family_id, m.Family.id, Entity.FAMILY),
+    Entity.GUARDIANSHIP: _via(m.Guardianship.ward_id, m.Person.id, Entity.PERSON),
+    Entity.CONSENT: _via(m.Consent.person_id, m.Person.id, Entity.PERSON),
+    Entity.INTERVENTION: _via(m.Intervention.case_id, m.Case.id, Entity.CASE),
+    Entity.ASSESSMENT: _via(m.Assessment.case_id, m.Case.id, Entity.CASE),
+    Entity.REFERRAL: _via(m.Referral.case_id, m.Case.id, Entity.CASE),
+    Entity.CASE_STATUS_CHANGE: _via(m.CaseStatusChange.case_id, m.Case.id, Entity.CASE),
+    Entity.CASE_CO_UNIT: _via(m.CaseCoUnit.case_id, m.Case.id, Entity.CASE),
+    Entity.CASE_ASSIGNMENT: _via(m.CaseAssignment.case_id, m.Case.id, Entity.CASE),
+}

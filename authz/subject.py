@@ -1,0 +1,39 @@
+"""Who is asking. Built once per request by authentication; the gate trusts nothing else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from domain.disclosure import Actor
+from domain.staff import Role
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    staff_id: int | None
+    username: str
+    unit_id: int | None
+    unit_path: str | None
+    """Materialised path of the staff member's own unit (team membership)."""
+    jurisdiction_path: str | None
+    """Path of the area the unit serves. ``None`` means no jurisdiction at all — never "everything"."""
+    roles: frozenset[Role]
+    token_id: str | None = None
+
+    @classmethod
+    def anonymous(cls) -> Subject:
+        return cls(None, "anonymous", None, None, None, frozenset())
+
+    @property
+    def authenticated(self) -> bool:
+        return self.staff_id is not None
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(
+            staff_id=self.staff_id,
+            username=self.username,
+            unit_id=self.unit_id,
+            roles=tuple(sorted(self.roles)),
+            token_id=self.token_id,
+        )

@@ -1,0 +1,74 @@
+"""Alerts (预警): a crisis signal with an acknowledgement deadline."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from domain.base import Base, Id, Protected, UTCDateTime, enum_column, utcnow
+from domain.cases import RiskLevel, SourceChannel
+from domain.classification import FieldClass, classified
+from domain.errors import DomainError, ErrorCode
+
+
+class AlertStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    ESCALATED = "escalated"
+    CLOSED = "closed"
+
+
+ACK_DEADLINES: dict[RiskLevel, timedelta] = {
+    RiskLevel.HIGH: timedelta(minutes=30),
+    RiskLevel.MEDIUM: timedelta(hours=24),
+    RiskLevel.LOW: timedelta(hours=72),
+}
+
+
+class Alert(Protected, Base):
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    channel: Mapped[SourceChannel] = mapped_column(
+        enum_column(SourceChannel), info=classified(FieldClass.CASE_ADMIN)
+    )
+    risk_level: Mapped[RiskLevel] = mapped_column(
+        enum_column(RiskLevel), info=classified(FieldClass.CASE_ADMIN)
+    )
+    summary: Mapped[str | None] = mapped_column(Text, info=classified(FieldClass.NARRATIVE))
+    status: Mapped[AlertStatus] = mapped_column(
+        enum_column(AlertStatus), index=True, info=classified(FieldClass.CASE_ADMIN)
+    )
+    area_unit_id: Mapped[int] = mapped_column(
+        ForeignKey("units.id"), index=True, info=classified(FieldClass.CASE_ADMIN)
+    )
+    target_unit_id: Mapped[int] = mapped_column(
+        ForeignKey("units.id"), index=True, info=classified(FieldClass.CASE_ADMIN)
+    )
+    raised_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, index=True, info=classified(FieldClass.CASE_ADMIN)
+    )
+    ack_deadline: Mapped[datetime] = mapped_column(
+        UTCDateTime, info=classified(FieldClass.CASE_ADMIN)
+    )
+    acknowledged_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, info=classified(FieldClass.CASE_ADMIN)
+    )
+    acknowledged_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    created_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+
+    def acknowledge(self, *, staff_id: int, at: datetime) -> None:
+        if self.status not in (AlertStatus.OPEN, AlertStatus.ESCALATED):
+            raise DomainError(ErrorCode.INVALID_TRANSITION, "该预警已确认或已关闭")
+        self.status = AlertStatus.ACKNOWLEDGED
+        self.acknowledged_at = at
+        self.acknowledged_by_staff_id = staff_id
+
+    @property
+    def overdue(self) -> bool:
+        return self.status is AlertStatus.OPEN and utcnow() > self.ack_deadline

@@ -1,0 +1,47 @@
+"""Field classes: the unit of disclosure.
+
+Every attribute of a protected model that the API can expose is put in exactly one class, on the
+column itself (``info={"field_class": ...}``) or, for derived values, in the model's
+``derived_field_classes``. The privacy policy grants classes, never individual columns, so a new
+column is withheld until someone classifies it (and the architecture tests fail until they do).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import inspect
+
+
+class FieldClass(StrEnum):
+    BASIC = "basic"
+    IDENTITY = "identity"
+    ID_NUMBER = "id_number"
+    CONTACT = "contact"
+    SENSITIVE_CATEGORY = "sensitive_category"
+    CLINICAL = "clinical"
+    CASE_ADMIN = "case_admin"
+    NARRATIVE = "narrative"
+    FAMILY_CIRCUMSTANCE = "family_circumstance"
+
+
+def classified(field_class: FieldClass) -> dict[str, Any]:
+    """The ``info`` mapping for a column of this class: ``mapped_column(..., info=classified(...))``."""
+    return {"field_class": field_class}
+
+
+def field_classes(model: type) -> Mapping[str, FieldClass]:
+    """Attribute name → field class for every classified attribute of ``model``."""
+    cached = model.__dict__.get("_field_class_cache")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    result: dict[str, FieldClass] = {}
+    for attr in inspect(model).column_attrs:
+        field_class = attr.columns[0].info.get("field_class")
+        if field_class is not None:
+            result[attr.key] = field_class
+    result.update(getattr(model, "derived_field_classes", {}))
+    model._field_class_cache = result  # type: ignore[attr-defined]
+    return result

@@ -1,0 +1,19 @@
+"""Every mapped model, imported once so the metadata is complete (for Alembic and tests)."""
+
+from domain.alerts import Alert
+from domain.assessments import Assessment
+from domain.base import Base
+from domain.cases import Case, CaseAssignment, CaseCoUnit, CaseStatusChange
+from domain.consents import Consent
+from domain.families import Family, FamilyMember, VolunteerLink
+from domain.interventions import Intervention
+from domain.persons import Guardianship, Person, PersonCategory
+from domain.referrals import Referral
+from domain.staff import Staff, StaffRole
+from domain.units import Unit
+
+__all__ = [
+    "Alert", "Assessment", "Base", "Case", "CaseAssignment", "CaseCoUnit", "CaseStatusChange",
+    "Consent", "Family", "FamilyMember", "Guardianship", "Intervention", "Person",
+    "PersonCategory", "Referral", "Staff", "StaffRole", "Unit", "VolunteerLink",
+]

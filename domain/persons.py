@@ -1,0 +1,160 @@
+"""Persons: the people the platform exists to help, and their guardians.
+
+Identity, ID number and contact data are classified separately because different roles need
+different slices (a volunteer needs a phone number, never an ID number).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import ClassVar
+
+from sqlalchemy import Date, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from domain.base import Base, Id, Protected, UTCDateTime, enum_column, utcnow
+from domain.classification import FieldClass, classified
+from domain.values import age_band, age_on, mask_name
+
+MINOR_AGE = 18
+CONSENT_AGE = 14
+"""PIPL art. 31: under 14, a guardian consents to any processing."""
+
+
+class Gender(StrEnum):
+    MALE = "male"
+    FEMALE = "female"
+    UNKNOWN = "unknown"
+
+
+class PopulationCategory(StrEnum):
+    """特殊人群. Sensitive ones are visible only to the role that owns them."""
+
+    STUDENT = "student"
+    SCHOOL_STAFF = "school_staff"
+    WOMAN_CHILD_IN_DIFFICULTY = "woman_child_in_difficulty"
+    LOW_INCOME = "low_income"
+    EXTREME_POVERTY = "extreme_poverty"
+    DISABLED = "disabled"
+    DISABLED_FAMILY = "disabled_family"
+    ELDERLY_ALONE = "elderly_alone"
+    LEFT_BEHIND_CHILD = "left_behind_child"
+    BEREAVED_ONLY_CHILD = "bereaved_only_child"  # 失独
+    ONLY_CHILD_DISABLED_FAMILY = "only_child_disabled_family"  # 伤残
+    COMMUNITY_CORRECTIONS = "community_corrections"
+    RELEASED_PRISONER = "released_prisoner"
+    DRUG_REHABILITATION = "drug_rehabilitation"
+    SEVERE_MENTAL_DISORDER = "severe_mental_disorder"
+    PETITIONER = "petitioner"
+    VIOLENCE_VICTIM = "violence_victim"
+
+    @property
+    def sensitive(self) -> bool:
+        return self in SENSITIVE_CATEGORIES
+
+
+SENSITIVE_CATEGORIES = frozenset(
+    {
+        PopulationCategory.BEREAVED_ONLY_CHILD,
+        PopulationCategory.ONLY_CHILD_DISABLED_FAMILY,
+        PopulationCategory.COMMUNITY_CORRECTIONS,
+        PopulationCategory.RELEASED_PRISONER,
+        PopulationCategory.DRUG_REHABILITATION,
+        PopulationCategory.SEVERE_MENTAL_DISORDER,
+        PopulationCategory.PETITIONER,
+        PopulationCategory.VIOLENCE_VICTIM,
+    }
+)
+
+
+class Person(Protected, Base):
+    __tablename__ = "persons"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(50), info=classified(FieldClass.IDENTITY))
+    gender: Mapped[Gender] = mapped_column(enum_column(Gender), info=classified(FieldClass.BASIC))
+    birth_date: Mapped[date | None] = mapped_column(Date, info=classified(FieldClass.IDENTITY))
+    id_number: Mapped[str | None] = mapped_column(
+        String(18), index=True, info=classified(FieldClass.ID_NUMBER)
+    )
+    phone: Mapped[str | None] = mapped_column(String(20), info=classified(FieldClass.CONTACT))
+    address: Mapped[str | None] = mapped_column(String(200), info=classified(FieldClass.CONTACT))
+    residence_unit_id: Mapped[int] = mapped_column(
+        ForeignKey("units.id"), index=True, info=classified(FieldClass.BASIC)
+    )
+    school_unit_id: Mapped[int | None] = mapped_column(
+        ForeignKey("units.id"), index=True, info=classified(FieldClass.BASIC)
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, info=classified(FieldClass.BASIC)
+    )
+    category_rows: Mapped[list[PersonCategory]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by="PersonCategory.category"
+    )
+
+    derived_field_classes: ClassVar[dict[str, FieldClass]] = {
+        "masked_name": FieldClass.BASIC,
+        "age_band": FieldClass.BASIC,
+        "is_minor": FieldClass.BASIC,
+        "categories": FieldClass.BASIC,
+        "sensitive_categories": FieldClass.SENSITIVE_CATEGORY,
+    }
+
+    @property
+    def masked_name(self) -> str | None:
+        return mask_name(self.name)
+
+    @property
+    def age_band(self) -> str | None:
+        return age_band(self.birth_date, date.today())
+
+    @property
+    def is_minor(self) -> bool:
+        return self.birth_date is not None and age_on(self.birth_date, date.today()) < MINOR_AGE
+
+    @property
+    def is_under_consent_age(self) -> bool:
+        return self.birth_date is not None and age_on(self.birth_date, date.today()) < CONSENT_AGE
+
+    @property
+    def categories(self) -> list[PopulationCategory]:
+        return [r.category for r in self.category_rows if not r.category.sensitive]
+
+    @property
+    def sensitive_categories(self) -> list[PopulationCategory]:
+        return [r.category for r in self.category_rows if r.category.sensitive]
+
+    def set_categories(self, categories: set[PopulationCategory]) -> None:
+        keep = {r.category: r for r in self.category_rows}
+        self.category_rows = [keep.get(c) or PersonCategory(category=c) for c in sorted(categories)]
+
+
+class PersonCategory(Base):
+    """Reached only through its person (loaded with it), so not itself a gate entry point."""
+
+    __tablename__ = "person_categories"
+
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), primary_key=True)
+    category: Mapped[PopulationCategory] = mapped_column(
+        enum_column(PopulationCategory), primary_key=True, index=True
+    )
+
+
+class GuardianRelationship(StrEnum):
+    FATHER = "father"
+    MOTHER = "mother"
+    GRANDPARENT = "grandparent"
+    OTHER_RELATIVE = "other_relative"
+    APPOINTED = "appointed"
+
+
+class Guardianship(Protected, Base):
+    __tablename__ = "guardianships"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    ward_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    guardian_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    relationship: Mapped[GuardianRelationship] = mapped_column(
+        enum_column(GuardianRelationship), info=classified(FieldClass.IDENTITY)
+    )

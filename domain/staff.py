@@ -1,0 +1,62 @@
+"""Staff accounts and their roles. A staff member belongs to exactly one unit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Boolean, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from domain.base import Base, Id, Protected, UTCDateTime, enum_column, utcnow
+from domain.classification import FieldClass, classified
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    AUDITOR = "auditor"
+    LEADER = "leader"
+    OFFICE = "office"
+    GRID_WORKER = "grid_worker"
+    SOCIAL_WORKER = "social_worker"
+    SCHOOL_COUNSELLOR = "school_counsellor"
+    COUNSELLOR = "counsellor"
+    PSYCHIATRIST = "psychiatrist"
+    POLICE = "police"
+    GOVERNANCE = "governance"
+    CIVIL_AFFAIRS = "civil_affairs"
+    FAMILY_PLANNING = "family_planning"
+    VOLUNTEER = "volunteer"
+    HOTLINE = "hotline"
+    WOMENS_FEDERATION = "womens_federation"
+    DISABLED_FEDERATION = "disabled_federation"
+    PARTNER = "partner"
+
+
+class Staff(Protected, Base):
+    """Staff are people too: the directory goes through the gate like everything else."""
+
+    __tablename__ = "staff"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    username: Mapped[str] = mapped_column(
+        String(64), unique=True, info=classified(FieldClass.BASIC)
+    )
+    display_name: Mapped[str] = mapped_column(String(100), info=classified(FieldClass.BASIC))
+    unit_id: Mapped[int] = mapped_column(
+        ForeignKey("units.id"), index=True, info=classified(FieldClass.BASIC)
+    )
+    active: Mapped[bool] = mapped_column(Boolean, default=True, info=classified(FieldClass.BASIC))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    role_rows: Mapped[list[StaffRole]] = relationship(lazy="selectin", cascade="all, delete-orphan")
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        return frozenset(r.role for r in self.role_rows)
+
+
+class StaffRole(Base):
+    __tablename__ = "staff_roles"
+
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), primary_key=True)
+    role: Mapped[Role] = mapped_column(enum_column(Role), primary_key=True)

@@ -1,0 +1,1 @@
+"""Alembic migrations. ``api.cli`` drives them; see ``migrations.runner``."""
