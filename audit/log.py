@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from audit.models import AccessEvent
 from domain.base import utcnow
-from domain.disclosure import Actor, Disclosure
+from domain.disclosure import AccessKind, Actor, Disclosure
 
 
 class AccessLogUnavailable(RuntimeError):
@@ -31,6 +31,10 @@ class RequestAccessLog:
 
     def record(self, disclosure: Disclosure) -> None:
         self.pending.append(disclosure)
+
+    def discard_writes_since(self, mark: int) -> None:
+        """A rolled-back mutation wrote nothing: drop its write events, keep reads and denials."""
+        self.pending[mark:] = [d for d in self.pending[mark:] if d.kind is not AccessKind.WRITE]
 
     async def flush(self, session: AsyncSession) -> int:
         """Insert pending events in the session's transaction; the caller commits. Returns count."""

@@ -41,6 +41,9 @@ from domain.units import Unit
 
 M = TypeVar("M", bound=Base)
 
+NON_PERSONAL = frozenset({Entity.UNIT})
+"""Entities whose reads are not disclosures of personal data (still gated, not logged per row)."""
+
 
 class Forbidden(DomainError):
     """The record is visible, but this action on it is not allowed."""
@@ -320,6 +323,8 @@ class Gate:
                 disclosed.add(field_class.value)
             else:
                 redacted.append(name)
+        if visible.entity in NON_PERSONAL:
+            return Revealed(values, tuple(redacted))
         self._sink.record(
             Disclosure(
                 AccessKind.READ,
@@ -359,18 +364,19 @@ class Gate:
             raise Forbidden()
         return relation
 
-    async def unit_relations(self, unit_id: int) -> frozenset[Relation]:
-        """Relations the subject holds to records anchored in ``unit_id`` (for creating them)."""
-        unit = (
-            await self._session.execute(select(Unit).where(Unit.id == unit_id))
-        ).scalar_one_or_none()
+    async def new_record_relations(
+        self, *, area_unit_id: int, school_unit_id: int | None = None
+    ) -> frozenset[Relation]:
+        """Relations the subject will hold to a record that does not exist yet, from where it is
+        anchored: its area (jurisdiction) and, for students, its school."""
+        unit = await self.unit(area_unit_id)
         if unit is None:
-            raise NotFound()
-        relations: set[Relation] = {Relation.DIRECTORY} if self.subject.authenticated else set()
+            raise NotFound(("areaUnit",))
+        relations: set[Relation] = set()
         path = self.subject.jurisdiction_path
         if path and unit.path.startswith(path):
             relations.add(Relation.JURISDICTION)
-        if self.subject.unit_id == unit.id:
+        if school_unit_id is not None and school_unit_id == self.subject.unit_id:
             relations.add(Relation.SCHOOL)
         return frozenset(relations)
 

@@ -118,10 +118,16 @@ class CaseStatusChange(Protected, Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
-    from_status: Mapped[CaseStatus] = mapped_column(enum_column(CaseStatus))
-    to_status: Mapped[CaseStatus] = mapped_column(enum_column(CaseStatus))
+    from_status: Mapped[CaseStatus] = mapped_column(
+        enum_column(CaseStatus), info=classified(FieldClass.CASE_ADMIN)
+    )
+    to_status: Mapped[CaseStatus] = mapped_column(
+        enum_column(CaseStatus), info=classified(FieldClass.CASE_ADMIN)
+    )
     reason: Mapped[str | None] = mapped_column(Text, info=classified(FieldClass.NARRATIVE))
-    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    changed_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, info=classified(FieldClass.CASE_ADMIN)
+    )
     changed_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
 
 
@@ -133,7 +139,9 @@ class CaseCoUnit(Protected, Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
-    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    unit_id: Mapped[int] = mapped_column(
+        ForeignKey("units.id"), index=True, info=classified(FieldClass.CASE_ADMIN)
+    )
 
 
 class CaseAssignment(Protected, Base):
@@ -143,6 +151,12 @@ class CaseAssignment(Protected, Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
-    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
-    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    staff_id: Mapped[int] = mapped_column(
+        ForeignKey("staff.id"), index=True, info=classified(FieldClass.CASE_ADMIN)
+    )
+    assigned_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, info=classified(FieldClass.CASE_ADMIN)
+    )
+    ended_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, info=classified(FieldClass.CASE_ADMIN)
+    )

@@ -14,6 +14,7 @@ from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.base import Base, Id, enum_column
+from domain.classification import FieldClass, classified
 
 
 class UnitKind(StrEnum):
@@ -48,12 +49,16 @@ class Unit(Base):
     __table_args__ = (Index("ix_units_path", "path"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    name: Mapped[str] = mapped_column(String(100))
-    kind: Mapped[UnitKind] = mapped_column(enum_column(UnitKind))
-    parent_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100), info=classified(FieldClass.BASIC))
+    kind: Mapped[UnitKind] = mapped_column(enum_column(UnitKind), info=classified(FieldClass.BASIC))
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("units.id"), index=True, info=classified(FieldClass.BASIC)
+    )
     path: Mapped[str] = mapped_column(String(255), default="")
     """Materialised path of ids, ``/1/4/9/``; a unit's subtree is every path starting with it."""
-    area_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    area_unit_id: Mapped[int | None] = mapped_column(
+        ForeignKey("units.id"), info=classified(FieldClass.BASIC)
+    )
     """For non-area units: the area they serve. Jurisdiction is that area's subtree."""
 
     def place_under(self, parent: Unit | None) -> None:

@@ -1,0 +1,434 @@
+"""The demo district of PRODUCT.md §5, and synthetic persons at any scale.
+
+Everything is generated: names by Faker's zh_CN locale, ID numbers with valid check digits and
+birth dates, phone numbers in the 1xx range. Nothing here is a real person. The same seed gives
+the same district.
+
+Every community gets one record of each kind the privacy rules distinguish (adult, minor, minor
+under 14 with a guardian, 失独 family with a linked volunteer, registered severe-mental-disorder
+patient, high / medium / low-risk case, a case referred to the partner agency), so every demo
+account has something to see and something it must not.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from faker import Faker
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from domain import models as m
+from domain.alerts import ACK_DEADLINES, AlertStatus
+from domain.cases import CaseStatus, RiskLevel, SourceChannel
+from domain.consents import ConsentGiver
+from domain.families import MemberRelationship, SpecialFamilyType
+from domain.interventions import InterventionKind
+from domain.persons import Gender, GuardianRelationship, PopulationCategory
+from domain.referrals import ReferralStatus
+from domain.session import system_session
+from domain.staff import Role
+from domain.units import UnitKind
+from domain.values import id_check_char
+
+REGION_CODES = ("110105", "310104", "440305", "330106", "510107", "420106")
+BATCH = 2000
+
+
+class DemoExists(Exception):
+    pass
+
+
+@dataclass
+class District:
+    """Ids of the fixed units and accounts, for the generator and the tests."""
+
+    units: dict[str, int] = field(default_factory=dict)
+    staff: dict[str, int] = field(default_factory=dict)
+    communities: list[dict[str, int]] = field(default_factory=list)
+
+
+class Generator:
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.fake = Faker("zh_CN")
+        self.fake.seed_instance(seed)
+        self.today = date.today()
+        self.now = datetime.now(UTC)
+        self._seq = 0
+
+    def birth(self, min_age: int, max_age: int) -> date:
+        days = self.rng.randint(min_age * 365 + 1, max_age * 365 + 300)
+        return self.today - timedelta(days=days)
+
+    def id_number(self, born: date, gender: Gender) -> str:
+        self._seq = (self._seq + 1) % 500
+        seq = self._seq * 2 + (1 if gender is Gender.MALE else 0)
+        body = f"{self.rng.choice(REGION_CODES)}{born:%Y%m%d}{seq:03d}"
+        return body + id_check_char(body)
+
+    def phone(self) -> str:
+        return f"1{self.rng.choice('3456789')}{self.rng.randint(0, 999_999_999):09d}"
+
+    def person(self, residence: int, *, min_age: int, max_age: int, school: int | None = None,
+               categories: Sequence[PopulationCategory] = ()) -> dict[str, Any]:
+        gender = self.rng.choice((Gender.MALE, Gender.FEMALE))
+        born = self.birth(min_age, max_age)
+        name = self.fake.name_male() if gender is Gender.MALE else self.fake.name_female()
+        return {
+            "name": name, "gender": gender, "birth_date": born,
+            "id_number": self.id_number(born, gender), "phone": self.phone(),
+            "address": self.fake.street_address(), "residence_unit_id": residence,
+            "school_unit_id": school, "created_at": self.now, "_categories": list(categories),
+        }
+
+
+# -- the fixed district -------------------------------------------------------------------------
+
+ACCOUNTS: list[tuple[str, str, str, Role]] = [
+    # username, display name, unit key, role
+    ("admin", "系统管理员", "district", Role.ADMIN),
+    ("auditor", "审计员", "district", Role.AUDITOR),
+    ("leader", "区领导", "district", Role.LEADER),
+    ("office", "联席办", "office", Role.OFFICE),
+    ("grid.donghu", "东湖网格员", "grid:0", Role.GRID_WORKER),
+    ("social.donghu", "东湖社工", "social_station", Role.SOCIAL_WORKER),
+    ("teacher.school2", "第二中学心理老师", "school2", Role.SCHOOL_COUNSELLOR),
+    ("counselor", "心理咨询师", "health_centre", Role.COUNSELLOR),
+    ("psychiatrist", "精神科医生", "mental_health_centre", Role.PSYCHIATRIST),
+    ("police.donghu", "东湖派出所民警", "police:donghu", Role.POLICE),
+    ("zongzhi", "综治中心", "governance", Role.GOVERNANCE),
+    ("civil", "民政局", "civil", Role.CIVIL_AFFAIRS),
+    ("jisheng", "计生协会", "jisheng", Role.FAMILY_PLANNING),
+    ("volunteer.li", "李志愿者", "community:0", Role.VOLUNTEER),
+    ("hotline", "96525热线", "hotline", Role.HOTLINE),
+    ("fulian", "妇联", "fulian", Role.WOMENS_FEDERATION),
+    ("canlian", "残联", "canlian", Role.DISABLED_FEDERATION),
+    ("partner.chenguang", "晨光社工", "partner", Role.PARTNER),
+]
+
+
+async def _add_unit(
+    s: AsyncSession, name: str, kind: UnitKind, parent: m.Unit | None, area: m.Unit | None = None
+) -> m.Unit:
+    unit = m.Unit(name=name, kind=kind, parent_id=parent.id if parent else None,
+                  area_unit_id=area.id if area else None)
+    s.add(unit)
+    await s.flush()
+    unit.place_under(parent)
+    return unit
+
+
+async def build_district(s: AsyncSession) -> District:
+    d = District()
+    u: dict[str, m.Unit] = {}
+    district = u["district"] = await _add_unit(s, "示范区", UnitKind.DISTRICT, None)
+    for key, name in (("donghu", "东湖街道"), ("xishan", "西山街道")):
+        street = u[f"street:{key}"] = await _add_unit(s, name, UnitKind.STREET, district)
+        for i in (1, 2):
+            community = await _add_unit(s, f"{name[:2]}第{i}社区", UnitKind.COMMUNITY, street)
+            grid = await _add_unit(s, f"{name[:2]}第{i}社区第一网格", UnitKind.GRID, community)
+            u[f"community:{len(d.communities)}"] = community
+            u[f"grid:{len(d.communities)}"] = grid
+            d.communities.append({"community": community.id, "grid": grid.id, "street": street.id})
+        u[f"police:{key}"] = await _add_unit(s, f"{name[:2]}派出所", UnitKind.POLICE_STATION, street, street)
+    donghu = u["street:donghu"]
+    u["school1"] = await _add_unit(s, "示范区实验小学", UnitKind.SCHOOL, donghu, donghu)
+    u["school2"] = await _add_unit(s, "示范区第二中学", UnitKind.SCHOOL, donghu, donghu)
+    u["health_centre"] = await _add_unit(s, "东湖社区卫生服务中心", UnitKind.HEALTH_CENTRE, donghu, donghu)
+    u["social_station"] = await _add_unit(s, "东湖街道社工站", UnitKind.BUREAU, donghu, donghu)
+    for key, name, kind in (
+        ("mental_health_centre", "示范区精神卫生中心", UnitKind.MENTAL_HEALTH_CENTRE),
+        ("governance", "示范区综治中心", UnitKind.GOVERNANCE_CENTRE),
+        ("civil", "示范区民政局", UnitKind.CIVIL_AFFAIRS),
+        ("fulian", "示范区妇联", UnitKind.WOMENS_FEDERATION),
+        ("canlian", "示范区残联", UnitKind.DISABLED_FEDERATION),
+        ("jisheng", "示范区计生协会", UnitKind.FAMILY_PLANNING),
+        ("hotline", "96525心理援助热线中心", UnitKind.HOTLINE_CENTRE),
+        ("office", "社会心理服务体系建设联席会议办公室", UnitKind.JOINT_OFFICE),
+        ("justice", "示范区司法局", UnitKind.BUREAU),
+        ("education", "示范区教育局", UnitKind.BUREAU),
+    ):
+        u[key] = await _add_unit(s, name, kind, district, district)
+    u["partner"] = await _add_unit(s, "晨光社会工作服务中心", UnitKind.PARTNER_AGENCY, district)
+    await s.flush()
+    d.units = {k: v.id for k, v in u.items()}
+    for username, display, unit_key, role in ACCOUNTS:
+        staff = m.Staff(username=username, display_name=display, unit_id=d.units[unit_key],
+                        role_rows=[m.StaffRole(role=role)])
+        s.add(staff)
+        await s.flush()
+        d.staff[username] = staff.id
+    return d
+
+
+async def _insert(s: AsyncSession, model: type, rows: list[dict[str, Any]]) -> list[int]:
+    """Multi-row INSERT ... RETURNING id, in order; a few statements per thousand rows."""
+    ids: list[int] = []
+    for start in range(0, len(rows), BATCH):
+        chunk = rows[start:start + BATCH]
+        result = await s.execute(
+            insert(model).returning(model.id, sort_by_parameter_order=True), chunk  # type: ignore[attr-defined]
+        )
+        ids.extend(r[0] for r in result)
+    return ids
+
+
+@dataclass
+class Batch:
+    """Rows for one insert round; references between them are resolved by position."""
+
+    persons: list[dict[str, Any]] = field(default_factory=list)
+    families: list[dict[str, Any]] = field(default_factory=list)
+    members: list[tuple[int, int, MemberRelationship]] = field(default_factory=list)
+    guardians: list[tuple[int, int]] = field(default_factory=list)
+    links: list[tuple[int, int]] = field(default_factory=list)  # family index, staff id
+    cases: list[dict[str, Any]] = field(default_factory=list)  # subject index in "_subject"
+    co_units: list[tuple[int, int]] = field(default_factory=list)  # case index, unit id
+    assignments: list[tuple[int, int]] = field(default_factory=list)  # case index, staff id
+    interventions: list[dict[str, Any]] = field(default_factory=list)  # case index in "_case"
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    referrals: list[dict[str, Any]] = field(default_factory=list)  # "_case"; "_consent" → person idx
+
+    def person(self, row: dict[str, Any]) -> int:
+        self.persons.append(row)
+        return len(self.persons) - 1
+
+    def family(self, row: dict[str, Any]) -> int:
+        self.families.append(row)
+        return len(self.families) - 1
+
+
+def routing(d: District, c: dict[str, int], street_key: str, risk: RiskLevel) -> tuple[int, list[int]]:
+    """Lead and co-handling units by tier (seed 001): high → police + health + community;
+    medium → governance centre; low → the community grid team."""
+    if risk is RiskLevel.HIGH:
+        return d.units[f"police:{street_key}"], [d.units["health_centre"], c["community"]]
+    if risk is RiskLevel.MEDIUM:
+        return d.units["governance"], []
+    return c["grid"], []
+
+
+def _case(g: Generator, subject: int, area: int, risk: RiskLevel, lead: int,
+          status: CaseStatus = CaseStatus.ACTIVE, problem: str = "情绪低落，睡眠差") -> dict[str, Any]:
+    return {
+        "_subject": subject, "area_unit_id": area, "source_channel": g.rng.choice(list(SourceChannel)),
+        "risk_level": risk, "status": status, "lead_unit_id": lead,
+        "presenting_problem": f"{problem}（演示数据{g.rng.randint(1000, 9999)}）",
+        "support_plan": "每两周随访一次", "diagnosis": None,
+        "opened_at": g.now - timedelta(days=g.rng.randint(1, 400)),
+    }
+
+
+def fixed_records(g: Generator, d: District) -> Batch:
+    """One of each record kind per community, wired to the demo accounts."""
+    b = Batch()
+    for index, c in enumerate(d.communities):
+        street_key = "donghu" if index < 2 else "xishan"
+        grid = c["grid"]
+        school2 = d.units["school2"] if street_key == "donghu" else None
+        adult = b.person(g.person(grid, min_age=25, max_age=55))
+        b.person(g.person(grid, min_age=15, max_age=17, school=school2,
+                          categories=[PopulationCategory.STUDENT]))
+        child = b.person(g.person(grid, min_age=8, max_age=12, school=d.units["school1"],
+                                  categories=[PopulationCategory.STUDENT,
+                                              PopulationCategory.LEFT_BEHIND_CHILD]))
+        guardian = b.person(g.person(grid, min_age=60, max_age=70,
+                                     categories=[PopulationCategory.ELDERLY_ALONE]))
+        b.guardians.append((child, guardian))
+        # 失独 family: two bereaved parents, a linked volunteer, the family-planning association.
+        f = b.family({"residence_unit_id": grid, "special_type": SpecialFamilyType.BEREAVED_ONLY_CHILD,
+                      "circumstances": "独生子女因病去世，夫妻二人独居（演示数据）", "created_at": g.now})
+        for rel in (MemberRelationship.HEAD, MemberRelationship.SPOUSE):
+            p = b.person(g.person(grid, min_age=58, max_age=72,
+                                  categories=[PopulationCategory.BEREAVED_ONLY_CHILD]))
+            b.members.append((f, p, rel))
+        b.links.append((f, d.staff["volunteer.li"]))
+        smd = b.person(g.person(grid, min_age=30, max_age=60,
+                                categories=[PopulationCategory.SEVERE_MENTAL_DISORDER]))
+        low_income = b.person(g.person(grid, min_age=40, max_age=65,
+                                       categories=[PopulationCategory.LOW_INCOME]))
+        # Cases: high (a minor student), medium, low, severe mental disorder, referred to partner.
+        minor_student = b.person(g.person(grid, min_age=14, max_age=16, school=school2,
+                                          categories=[PopulationCategory.STUDENT]))
+        for subject, risk in ((minor_student, RiskLevel.HIGH), (adult, RiskLevel.MEDIUM),
+                              (low_income, RiskLevel.LOW)):
+            lead, co = routing(d, c, street_key, risk)
+            b.cases.append(_case(g, subject, grid, risk, lead))
+            ci = len(b.cases) - 1
+            b.co_units += [(ci, u) for u in co]
+            if risk is RiskLevel.LOW and index == 0:
+                b.assignments.append((ci, d.staff["grid.donghu"]))
+            if risk is RiskLevel.MEDIUM and street_key == "donghu":
+                b.assignments.append((ci, d.staff["social.donghu"]))
+            if risk is RiskLevel.HIGH and street_key == "donghu":
+                b.assignments += [(ci, d.staff["teacher.school2"]), (ci, d.staff["counselor"])]
+            b.interventions.append(_intervention(g, ci, lead, InterventionKind.HOME_VISIT))
+        smd_case = _case(g, smd, grid, RiskLevel.MEDIUM, d.units["mental_health_centre"],
+                         problem="病情稳定，规律服药")
+        smd_case["diagnosis"] = "F20 精神分裂症（演示数据）"
+        b.cases.append(smd_case)
+        b.assignments.append((len(b.cases) - 1, d.staff["psychiatrist"]))
+        referred = b.person(g.person(grid, min_age=20, max_age=50))
+        lead, _ = routing(d, c, street_key, RiskLevel.LOW)
+        b.cases.append(_case(g, referred, grid, RiskLevel.LOW, lead, problem="婚姻家庭压力"))
+        b.referrals.append({"_case": len(b.cases) - 1, "_consent": referred, "from_unit_id": lead,
+                            "to_unit_id": d.units["partner"], "purpose": "心理咨询服务",
+                            "shared_classes": "basic,case_admin,narrative",
+                            "status": ReferralStatus.ACCEPTED})
+        b.alerts.append({"_person": minor_student, "channel": SourceChannel.HOTLINE_96525,
+                         "risk_level": RiskLevel.HIGH, "summary": "来电反映学生有自伤念头（演示数据）",
+                         "area_unit_id": grid, "target_unit_id": grid, "status": AlertStatus.OPEN,
+                         "created_by_staff_id": d.staff["hotline"]})
+    return b
+
+
+def _intervention(g: Generator, case_index: int, unit: int, kind: InterventionKind) -> dict[str, Any]:
+    return {"_case": case_index, "kind": kind, "unit_id": unit, "staff_id": None,
+            "performed_at": g.now - timedelta(days=g.rng.randint(0, 60)),
+            "notes": f"入户走访，情绪较前平稳（演示数据{g.rng.randint(1000, 9999)}）",
+            "outcome": "继续随访"}
+
+
+def synthetic(g: Generator, d: District, count: int) -> Batch:
+    """``count`` more persons with families, cases and interventions in rough real proportions:
+    ~18 % minors, ~12 % over 60, ~1 % of households 失独, ~6 % of persons with a case
+    (10 % high, 30 % medium, 60 % low risk), 1–3 interventions per case."""
+    b = Batch()
+    rng = g.rng
+    while len(b.persons) < count:
+        c = rng.choice(d.communities)
+        street_key = "donghu" if c["street"] == d.units["street:donghu"] else "xishan"
+        grid = c["grid"]
+        shidu = rng.random() < 0.01
+        f = b.family({"residence_unit_id": grid, "created_at": g.now,
+                      "special_type": SpecialFamilyType.BEREAVED_ONLY_CHILD if shidu else None,
+                      "circumstances": "失独家庭（演示数据）" if shidu else None})
+        adults = 1 if shidu else rng.choice((1, 2, 2, 2))
+        for i in range(adults):
+            cats = [PopulationCategory.BEREAVED_ONLY_CHILD] if shidu else _adult_categories(rng)
+            p = b.person(g.person(grid, min_age=60 if shidu else 22, max_age=85 if shidu else 75,
+                                  categories=cats))
+            b.members.append((f, p, MemberRelationship.HEAD if i == 0 else MemberRelationship.SPOUSE))
+            _maybe_case(g, b, d, c, street_key, p)
+        if not shidu:
+            for _ in range(rng.choice((0, 1, 1, 2))):
+                minor = rng.random() < 0.55
+                school = rng.choice((d.units["school1"], d.units["school2"])) if minor else None
+                p = b.person(g.person(grid, min_age=6 if minor else 18, max_age=17 if minor else 30,
+                                      school=school,
+                                      categories=[PopulationCategory.STUDENT] if minor else []))
+                b.members.append((f, p, MemberRelationship.CHILD))
+                _maybe_case(g, b, d, c, street_key, p)
+    return b
+
+
+def _adult_categories(rng: random.Random) -> list[PopulationCategory]:
+    roll = rng.random()
+    if roll < 0.03:
+        return [PopulationCategory.LOW_INCOME]
+    if roll < 0.04:
+        return [PopulationCategory.SEVERE_MENTAL_DISORDER]
+    if roll < 0.05:
+        return [PopulationCategory.DISABLED]
+    return []
+
+
+def _maybe_case(g: Generator, b: Batch, d: District, c: dict[str, int], street_key: str,
+                person: int) -> None:
+    if g.rng.random() >= 0.06:
+        return
+    risk = g.rng.choices((RiskLevel.HIGH, RiskLevel.MEDIUM, RiskLevel.LOW), (1, 3, 6))[0]
+    lead, co = routing(d, c, street_key, risk)
+    status = g.rng.choice((CaseStatus.ACTIVE, CaseStatus.ACTIVE, CaseStatus.MONITORING, CaseStatus.ASSESSING))
+    b.cases.append(_case(g, person, c["grid"], risk, lead, status))
+    ci = len(b.cases) - 1
+    b.co_units += [(ci, u) for u in co]
+    for _ in range(g.rng.randint(1, 3)):
+        b.interventions.append(_intervention(g, ci, lead, g.rng.choice(list(InterventionKind))))
+
+
+async def write_batch(s: AsyncSession, g: Generator, b: Batch) -> None:
+    categories = [p.pop("_categories") for p in b.persons]
+    person_ids = await _insert(s, m.Person, b.persons)
+    cat_rows = [{"person_id": pid, "category": c} for pid, cats in zip(person_ids, categories) for c in cats]
+    if cat_rows:
+        await s.execute(insert(m.PersonCategory), cat_rows)
+    family_ids = await _insert(s, m.Family, b.families) if b.families else []
+    if b.members:
+        await s.execute(insert(m.FamilyMember), [
+            {"family_id": family_ids[f], "person_id": person_ids[p], "relationship": r}
+            for f, p, r in b.members])
+    if b.guardians:
+        await s.execute(insert(m.Guardianship), [
+            {"ward_id": person_ids[w], "guardian_id": person_ids[gd],
+             "relationship": GuardianRelationship.GRANDPARENT} for w, gd in b.guardians])
+    if b.links:
+        await s.execute(insert(m.VolunteerLink), [
+            {"family_id": family_ids[f], "staff_id": st, "active": True} for f, st in b.links])
+    for row in b.cases:
+        row["subject_id"] = person_ids[row.pop("_subject")]
+    case_ids = await _insert(s, m.Case, b.cases) if b.cases else []
+    if b.co_units:
+        await s.execute(insert(m.CaseCoUnit), [
+            {"case_id": case_ids[ci], "unit_id": u} for ci, u in b.co_units])
+    if b.assignments:
+        await s.execute(insert(m.CaseAssignment), [
+            {"case_id": case_ids[ci], "staff_id": st, "assigned_at": g.now} for ci, st in b.assignments])
+    for row in b.interventions:
+        row["case_id"] = case_ids[row.pop("_case")]
+    for start in range(0, len(b.interventions), BATCH):
+        await s.execute(insert(m.Intervention), b.interventions[start:start + BATCH])
+    for row in b.referrals:
+        case_index, consenting = row.pop("_case"), row.pop("_consent")
+        consent = m.Consent(person_id=person_ids[consenting], given_by=ConsentGiver.SUBJECT,
+                            recipient_unit_id=row["to_unit_id"], purpose=row["purpose"],
+                            scope=row["shared_classes"], given_at=g.now)
+        s.add(consent)
+        await s.flush()
+        s.add(m.Referral(case_id=case_ids[case_index], consent_id=consent.id,
+                         created_at=g.now, responded_at=g.now, **row))
+    for row in b.alerts:
+        person = row.pop("_person")
+        s.add(m.Alert(person_id=person_ids[person], raised_at=g.now,
+                      ack_deadline=g.now + ACK_DEADLINES[row["risk_level"]], **row))
+    await s.flush()
+
+
+def chunks(total: int, size: int) -> Iterator[int]:
+    while total > 0:
+        yield min(size, total)
+        total -= size
+
+
+async def load_demo(
+    engine: AsyncEngine, *, persons: int = 0, seed: int = 7,
+    progress: Callable[[int], None] | None = None,
+) -> District:
+    """Create the district (refuses if one exists) and ``persons`` synthetic persons."""
+    g = Generator(seed)
+    async with system_session(engine, reason="demo data load") as s:
+        if (await s.execute(select(func.count()).select_from(m.Unit))).scalar_one():
+            raise DemoExists("the database already has units; demo data loads into an empty database")
+        d = await build_district(s)
+        await write_batch(s, g, fixed_records(g, d))
+        await s.commit()
+        for size in chunks(persons, 10_000):
+            await write_batch(s, g, synthetic(g, d, size))
+            await s.commit()
+            if progress:
+                progress(size)
+    return d
+
+
+async def district_ids(engine: AsyncEngine) -> District:
+    """Look up the fixed accounts of an existing demo district (for tests and tools)."""
+    d = District()
+    async with system_session(engine, reason="demo lookup") as s:
+        for sid, username in (await s.execute(select(m.Staff.id, m.Staff.username))).all():
+            d.staff[username] = sid
+    return d

@@ -1,0 +1,92 @@
+"""The per-request context: one subject, one session, one gate, one access log, its loaders.
+
+Built once per request and never shared: dataloader caches and the session belong to one viewer.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from strawberry.exceptions import StrawberryGraphQLError
+
+from api.graphql.loaders import Loaders
+from api.settings import Settings
+from audit.log import RequestAccessLog
+from authz.gate import Gate
+from authz.policy import Policy
+from authz.subject import Subject
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+class Unauthenticated(StrawberryGraphQLError):
+    def __init__(self) -> None:
+        super().__init__("请先登录 (authentication required)", extensions={"code": "UNAUTHENTICATED"})
+
+
+@dataclass
+class RequestContext:
+    subject: Subject
+    settings: Settings
+    request_id: str
+    access_log: RequestAccessLog
+    _gate: Gate
+    _session: AsyncSession
+    loaders: Loaders = field(init=False)
+    request: Any = None
+    response: Any = None
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self._gate)
+
+    @property
+    def gate(self) -> Gate:
+        """The enforcement point. Unauthenticated callers get nothing, not an empty scope."""
+        if not self.subject.authenticated:
+            raise Unauthenticated()
+        return self._gate
+
+    async def finish(self) -> None:
+        """Write the access log and commit. Raises if the log cannot be written (fail closed)."""
+        await self.access_log.flush(self._session)
+        await self._session.commit()
+
+    async def abort(self) -> None:
+        await self._session.rollback()
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
+def new_request_id(header: str | None) -> str:
+    if header and _REQUEST_ID.match(header):
+        return header
+    return uuid.uuid4().hex
+
+
+def build_context(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    policy: Policy,
+    settings: Settings,
+    subject: Subject,
+    request_id: str,
+    client_address: str | None = None,
+) -> RequestContext:
+    session = sessions()
+    access_log = RequestAccessLog(
+        request_id=request_id, actor=subject.actor, client_address=client_address
+    )
+    gate = Gate(session=session, subject=subject, policy=policy, sink=access_log)
+    return RequestContext(
+        subject=subject,
+        settings=settings,
+        request_id=request_id,
+        access_log=access_log,
+        _gate=gate,
+        _session=session,
+    )

@@ -1,0 +1,81 @@
+"""Schema extensions: the access-log commit (fail closed) and error masking.
+
+Both run once per operation, never per field.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from graphql import ExecutionResult, GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from api.graphql.errors import is_safe
+from domain.errors import DomainError
+
+log = logging.getLogger("xinqiao.api")
+
+
+class AccessLogCommit(SchemaExtension):
+    """Write the request's access events before the result leaves the server.
+
+    If the log cannot be written, the result is replaced by an error with no data: nothing is
+    disclosed that was not recorded.
+    """
+
+    async def on_operation(self) -> AsyncIterator[None]:  # type: ignore[override]
+        context = self.execution_context.context
+        context.access_log.operation = self.execution_context.operation_name
+        try:
+            yield
+            result = self.execution_context.result
+            try:
+                await context.finish()
+            except Exception:
+                log.exception("access log write failed; response withheld")
+                await context.abort()
+                if isinstance(result, ExecutionResult):
+                    result.data = None
+                    result.errors = [
+                        GraphQLError(
+                            "访问日志暂不可用，请求未返回数据 (access log unavailable)",
+                            extensions={"code": "AUDIT_UNAVAILABLE"},
+                        )
+                    ]
+        finally:
+            await context.close()
+
+
+class SafeErrors(SchemaExtension):
+    """Show typed errors with their code; replace anything unexpected with a generic message and
+    the request id, so support can find the log line without the client seeing internals."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if not isinstance(result, ExecutionResult) or not result.errors:
+            return
+        request_id = getattr(self.execution_context.context, "request_id", None)
+        result.errors = [self._clean(e, request_id) for e in result.errors]
+
+    @staticmethod
+    def _clean(error: GraphQLError, request_id: str | None) -> GraphQLError:
+        original = error.original_error
+        extensions: dict[str, Any] = dict(error.extensions or {})
+        if request_id:
+            extensions["requestId"] = request_id
+        if isinstance(original, DomainError):
+            extensions["code"] = original.code.value
+            if original.field:
+                extensions["field"] = list(original.field)
+            return GraphQLError(original.message, error.nodes, path=error.path, extensions=extensions)
+        if is_safe(error):
+            extensions.setdefault("code", "BAD_REQUEST" if error.path is None else "ERROR")
+            return GraphQLError(error.message, error.nodes, path=error.path, extensions=extensions)
+        log.error("unexpected error", exc_info=original)
+        extensions["code"] = "INTERNAL_ERROR"
+        return GraphQLError(
+            "服务器内部错误 (internal error)", error.nodes, path=error.path, extensions=extensions
+        )

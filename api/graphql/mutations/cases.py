@@ -1,0 +1,238 @@
+"""Mutations on cases, interventions and alerts."""
+
+from __future__ import annotations
+
+import datetime
+
+import strawberry
+from strawberry import relay
+
+from api.graphql import ids
+from api.graphql.errors import UserError
+from api.graphql.mutations.base import collect, reload, run
+from api.graphql.mutations.persons import _text, _written
+from api.graphql.types.alerts import AlertType
+from api.graphql.types.cases import CaseType
+from api.graphql.types.enums import CaseStatus, InterventionKind, RiskLevel, SourceChannel
+from api.graphql.types.interventions import InterventionType
+from authz.entities import Entity
+from authz.gate import Gate
+from domain import models as m
+from domain.alerts import ACK_DEADLINES, AlertStatus
+from domain.errors import DomainError, ErrorCode, NotFound
+
+
+@strawberry.input
+class OpenCaseInput:
+    subject: relay.GlobalID
+    source_channel: SourceChannel
+    risk_level: RiskLevel
+    presenting_problem: str | None = None
+    family: relay.GlobalID | None = None
+
+
+@strawberry.type
+class CasePayload:
+    case: CaseType | None
+    errors: list[UserError]
+
+
+@strawberry.input
+class RecordInterventionInput:
+    case: relay.GlobalID
+    kind: InterventionKind
+    performed_at: datetime.datetime | None = None
+    notes: str | None = None
+    outcome: str | None = None
+
+
+@strawberry.type
+class InterventionPayload:
+    intervention: InterventionType | None
+    errors: list[UserError]
+
+
+@strawberry.input
+class RaiseAlertInput:
+    channel: SourceChannel
+    risk_level: RiskLevel
+    area_unit: relay.GlobalID
+    summary: str | None = None
+    person: relay.GlobalID | None = None
+
+
+@strawberry.type
+class AlertPayload:
+    alert: AlertType | None
+    errors: list[UserError]
+
+
+def _when(value: datetime.datetime | None, now: datetime.datetime, field: str) -> datetime.datetime:
+    if value is None:
+        return now
+    if value.tzinfo is None:
+        raise DomainError(ErrorCode.INVALID, "时间须带时区", (field,))
+    if value > now + datetime.timedelta(minutes=5):
+        raise DomainError(ErrorCode.INVALID, "时间不能晚于现在", (field,))
+    return value
+
+
+@strawberry.type
+class CaseMutations:
+    @strawberry.mutation(description="Open a case for a person you can see; you are assigned to it.")
+    async def open_case(self, info: strawberry.Info, input: OpenCaseInput) -> CasePayload:
+        async def action(gate: Gate) -> int:
+            subject_id, family_id, problem = collect(
+                lambda: ids.decode(input.subject, "Person", "subject")[1],
+                lambda: None if input.family is None else ids.decode(input.family, "Family", "family")[1],
+                lambda: _text(input.presenting_problem, 5000, "presentingProblem"),
+            )
+            subject = (await gate.by_ids(m.Person, [subject_id])).get(subject_id)
+            if subject is None:
+                raise NotFound(("subject",))
+            gate.authorize(Entity.CASE, "create", subject.relations)
+            if family_id is not None and family_id not in await gate.by_ids(m.Family, [family_id]):
+                raise NotFound(("family",))
+            staff_id, unit_id = gate.subject.staff_id, gate.subject.unit_id
+            assert staff_id is not None and unit_id is not None
+            case = m.Case(
+                subject_id=subject_id, family_id=family_id,
+                area_unit_id=subject.row.residence_unit_id, source_channel=input.source_channel,
+                risk_level=input.risk_level, status=CaseStatus.INTAKE, lead_unit_id=unit_id,
+                presenting_problem=problem, opened_at=gate.now, created_by_staff_id=staff_id,
+            )
+            gate.add(case)
+            await gate.flush()
+            gate.add(m.CaseAssignment(case_id=case.id, staff_id=staff_id, assigned_at=gate.now))
+            gate.record_write(Entity.CASE, case.id, _written(case), "create")
+            return case.id
+
+        case_id, errors = await run(info, action)
+        return CasePayload(case=await reload(info, CaseType, case_id, "case"), errors=errors)
+
+    @strawberry.mutation(description="Move a case along its status machine; closing needs a reason.")
+    async def change_case_status(
+        self, info: strawberry.Info, id: relay.GlobalID, status: CaseStatus, reason: str | None = None
+    ) -> CasePayload:
+        async def action(gate: Gate) -> int:
+            number = ids.decode(id, "Case")[1]
+            (reason_text,) = collect(lambda: _text(reason, 2000, "reason"))
+            case: m.Case = (await gate.for_write(m.Case, number, "update")).row
+            change = case.transition(status, reason=reason_text, at=gate.now)
+            change.changed_by_staff_id = gate.subject.staff_id
+            gate.add(change)
+            gate.record_write(Entity.CASE, case.id, ["status"], "transition")
+            return case.id
+
+        case_id, errors = await run(info, action)
+        return CasePayload(case=await reload(info, CaseType, case_id, "case"), errors=errors)
+
+    @strawberry.mutation(description="Change a case's risk level, with a reason.")
+    async def set_case_risk_level(
+        self, info: strawberry.Info, id: relay.GlobalID, risk_level: RiskLevel, reason: str
+    ) -> CasePayload:
+        async def action(gate: Gate) -> int:
+            number = ids.decode(id, "Case")[1]
+            collect(lambda: _text(reason, 2000, "reason", required=True))
+            case: m.Case = (await gate.for_write(m.Case, number, "update")).row
+            case.risk_level = risk_level
+            gate.record_write(Entity.CASE, case.id, ["risk_level"], "set_risk_level")
+            return case.id
+
+        case_id, errors = await run(info, action)
+        return CasePayload(case=await reload(info, CaseType, case_id, "case"), errors=errors)
+
+    @strawberry.mutation(description="Assign a staff member to a case.")
+    async def assign_case_worker(
+        self, info: strawberry.Info, case: relay.GlobalID, staff: relay.GlobalID
+    ) -> CasePayload:
+        async def action(gate: Gate) -> int:
+            case_id, staff_id = collect(
+                lambda: ids.decode(case, "Case", "case")[1],
+                lambda: ids.decode(staff, "Staff", "staff")[1],
+            )
+            await gate.for_write(m.Case, case_id, "assign")
+            worker = (await gate.by_ids(m.Staff, [staff_id])).get(staff_id)
+            if worker is None or not worker.row.active:
+                raise NotFound(("staff",))
+            assignment = m.CaseAssignment(case_id=case_id, staff_id=staff_id, assigned_at=gate.now)
+            gate.add(assignment)
+            gate.record_write(Entity.CASE_ASSIGNMENT, None, ["staff_id"], "assign")
+            return case_id
+
+        case_id, errors = await run(info, action)
+        return CasePayload(case=await reload(info, CaseType, case_id, "case"), errors=errors)
+
+    @strawberry.mutation(description="Record an intervention on a case you work on.")
+    async def record_intervention(
+        self, info: strawberry.Info, input: RecordInterventionInput
+    ) -> InterventionPayload:
+        async def action(gate: Gate) -> int:
+            case_id, performed_at, notes, outcome = collect(
+                lambda: ids.decode(input.case, "Case", "case")[1],
+                lambda: _when(input.performed_at, gate.now, "performedAt"),
+                lambda: _text(input.notes, 10000, "notes"),
+                lambda: _text(input.outcome, 2000, "outcome"),
+            )
+            case = (await gate.by_ids(m.Case, [case_id])).get(case_id)
+            if case is None:
+                raise NotFound(("case",))
+            gate.authorize(Entity.INTERVENTION, "create", case.relations)
+            if case.row.status is CaseStatus.CLOSED:
+                raise DomainError(ErrorCode.INVALID_TRANSITION, "个案已结案，不能记录服务", ("case",))
+            unit_id = gate.subject.unit_id
+            assert unit_id is not None
+            intervention = m.Intervention(
+                case_id=case_id, kind=input.kind, performed_at=performed_at,
+                staff_id=gate.subject.staff_id, unit_id=unit_id, notes=notes, outcome=outcome,
+            )
+            gate.add(intervention)
+            await gate.flush()
+            gate.record_write(Entity.INTERVENTION, intervention.id, _written(intervention), "create")
+            return intervention.id
+
+        intervention_id, errors = await run(info, action)
+        return InterventionPayload(
+            intervention=await reload(info, InterventionType, intervention_id, "intervention"),
+            errors=errors,
+        )
+
+    @strawberry.mutation(description="Raise an alert from a channel (hotline, grid, school, 110...).")
+    async def raise_alert(self, info: strawberry.Info, input: RaiseAlertInput) -> AlertPayload:
+        async def action(gate: Gate) -> int:
+            area_id, person_id, summary = collect(
+                lambda: ids.decode(input.area_unit, "Unit", "areaUnit")[1],
+                lambda: None if input.person is None else ids.decode(input.person, "Person", "person")[1],
+                lambda: _text(input.summary, 5000, "summary"),
+            )
+            gate.authorize(Entity.ALERT, "create", await gate.new_record_relations(area_unit_id=area_id))
+            if person_id is not None and person_id not in await gate.by_ids(m.Person, [person_id]):
+                raise NotFound(("person",))
+            alert = m.Alert(
+                person_id=person_id, channel=input.channel, risk_level=input.risk_level,
+                summary=summary, status=AlertStatus.OPEN, area_unit_id=area_id,
+                target_unit_id=area_id, raised_at=gate.now,
+                ack_deadline=gate.now + ACK_DEADLINES[input.risk_level],
+                created_by_staff_id=gate.subject.staff_id,
+            )
+            gate.add(alert)
+            await gate.flush()
+            gate.record_write(Entity.ALERT, alert.id, _written(alert), "create")
+            return alert.id
+
+        alert_id, errors = await run(info, action)
+        return AlertPayload(alert=await reload(info, AlertType, alert_id, "alert"), errors=errors)
+
+    @strawberry.mutation(description="Acknowledge an alert addressed to your team.")
+    async def acknowledge_alert(self, info: strawberry.Info, id: relay.GlobalID) -> AlertPayload:
+        async def action(gate: Gate) -> int:
+            number = ids.decode(id, "Alert")[1]
+            alert: m.Alert = (await gate.for_write(m.Alert, number, "update")).row
+            staff_id = gate.subject.staff_id
+            assert staff_id is not None
+            alert.acknowledge(staff_id=staff_id, at=gate.now)
+            gate.record_write(Entity.ALERT, alert.id, ["status", "acknowledged_at"], "acknowledge")
+            return alert.id
+
+        alert_id, errors = await run(info, action)
+        return AlertPayload(alert=await reload(info, AlertType, alert_id, "alert"), errors=errors)

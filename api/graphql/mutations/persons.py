@@ -1,0 +1,222 @@
+"""Mutations on persons and families."""
+
+from __future__ import annotations
+
+import datetime
+
+import strawberry
+from strawberry import relay
+
+from api.graphql import ids
+from api.graphql.errors import UserError
+from api.graphql.mutations.base import collect, reload, run
+from api.graphql.types.enums import Gender, MemberRelationship, PopulationCategory, SpecialFamilyType
+from api.graphql.types.families import FamilyMemberType, FamilyType
+from api.graphql.types.persons import PersonType
+from authz.entities import Entity
+from authz.gate import Gate
+from domain import models as m
+from domain.errors import DomainError, ErrorCode, NotFound
+from domain.values import MobilePhone, ResidentId, bounded_text
+
+
+@strawberry.input
+class CreatePersonInput:
+    name: str
+    gender: Gender
+    residence_unit: relay.GlobalID
+    birth_date: datetime.date | None = None
+    id_number: str | None = None
+    phone: str | None = None
+    address: str | None = None
+    school: relay.GlobalID | None = None
+    categories: list[PopulationCategory] | None = None
+
+
+@strawberry.input
+class UpdatePersonInput:
+    name: str | None = None
+    phone: str | None = None
+    address: str | None = None
+    categories: list[PopulationCategory] | None = None
+
+
+@strawberry.type
+class PersonPayload:
+    person: PersonType | None
+    errors: list[UserError]
+
+
+@strawberry.input
+class CreateFamilyInput:
+    residence_unit: relay.GlobalID
+    special_type: SpecialFamilyType | None = None
+    circumstances: str | None = None
+
+
+@strawberry.type
+class FamilyPayload:
+    family: FamilyType | None
+    errors: list[UserError]
+
+
+@strawberry.input
+class AddFamilyMemberInput:
+    family: relay.GlobalID
+    person: relay.GlobalID
+    relationship: MemberRelationship
+
+
+@strawberry.type
+class FamilyMemberPayload:
+    member: FamilyMemberType | None
+    errors: list[UserError]
+
+
+def _id_number(raw: str | None, birth: datetime.date | None) -> tuple[str | None, datetime.date | None]:
+    if raw is None or not raw.strip():
+        return None, birth
+    try:
+        rid = ResidentId.parse(raw)
+    except DomainError as e:
+        raise e.at("idNumber") from None
+    if birth is not None and birth != rid.birth_date:
+        raise DomainError(ErrorCode.INVALID, "出生日期与身份证号码不一致", ("birthDate",))
+    return rid.value, rid.birth_date
+
+
+def _phone(raw: str | None) -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return MobilePhone.parse(raw).value
+    except DomainError as e:
+        raise e.at("phone") from None
+
+
+def _text(raw: str | None, limit: int, field: str, required: bool = False) -> str | None:
+    if raw is None:
+        if required:
+            raise DomainError(ErrorCode.REQUIRED, "不能为空", (field,))
+        return None
+    try:
+        return bounded_text(raw, limit=limit, required=required) or None
+    except DomainError as e:
+        raise e.at(field) from None
+
+
+@strawberry.type
+class PersonMutations:
+    @strawberry.mutation(description="Register a person in your jurisdiction (or a student of your school).")
+    async def create_person(self, info: strawberry.Info, input: CreatePersonInput) -> PersonPayload:
+        async def action(gate: Gate) -> int:
+            name, (id_number, birth), phone, address, residence, school = collect(
+                lambda: _text(input.name, 50, "name", required=True),
+                lambda: _id_number(input.id_number, input.birth_date),
+                lambda: _phone(input.phone),
+                lambda: _text(input.address, 200, "address"),
+                lambda: ids.decode(input.residence_unit, "Unit", "residenceUnit")[1],
+                lambda: None if input.school is None else ids.decode(input.school, "Unit", "school")[1],
+            )
+            relations = await gate.new_record_relations(area_unit_id=residence, school_unit_id=school)
+            gate.authorize(Entity.PERSON, "create", relations)
+            person = m.Person(
+                name=name, gender=input.gender, birth_date=birth, id_number=id_number,
+                phone=phone, address=address, residence_unit_id=residence, school_unit_id=school,
+            )
+            person.set_categories(set(input.categories or ()))
+            gate.add(person)
+            await gate.flush()
+            gate.record_write(Entity.PERSON, person.id, _written(person), "create")
+            return person.id
+
+        person_id, errors = await run(info, action)
+        return PersonPayload(person=await reload(info, PersonType, person_id, "person"), errors=errors)
+
+    @strawberry.mutation(description="Change a person's name, contact data or categories.")
+    async def update_person(
+        self, info: strawberry.Info, id: relay.GlobalID, input: UpdatePersonInput
+    ) -> PersonPayload:
+        async def action(gate: Gate) -> int:
+            number = ids.decode(id, "Person")[1]
+            name, phone, address = collect(
+                lambda: _text(input.name, 50, "name", required=True) if input.name is not None else None,
+                lambda: _phone(input.phone),
+                lambda: _text(input.address, 200, "address"),
+            )
+            person: m.Person = (await gate.for_write(m.Person, number, "update")).row
+            changed: list[str] = []
+            for field, value in (("name", name), ("phone", phone), ("address", address)):
+                if value is not None and getattr(person, field) != value:
+                    setattr(person, field, value)
+                    changed.append(field)
+            if input.categories is not None:
+                person.set_categories(set(input.categories))
+                changed.append("categories")
+            gate.record_write(Entity.PERSON, person.id, changed, "update")
+            return person.id
+
+        person_id, errors = await run(info, action)
+        return PersonPayload(person=await reload(info, PersonType, person_id, "person"), errors=errors)
+
+    @strawberry.mutation(description="Register a family.")
+    async def create_family(self, info: strawberry.Info, input: CreateFamilyInput) -> FamilyPayload:
+        async def action(gate: Gate) -> int:
+            residence, circumstances = collect(
+                lambda: ids.decode(input.residence_unit, "Unit", "residenceUnit")[1],
+                lambda: _text(input.circumstances, 2000, "circumstances"),
+            )
+            gate.authorize(
+                Entity.FAMILY, "create", await gate.new_record_relations(area_unit_id=residence)
+            )
+            family = m.Family(
+                residence_unit_id=residence, special_type=input.special_type,
+                circumstances=circumstances,
+            )
+            gate.add(family)
+            await gate.flush()
+            gate.record_write(Entity.FAMILY, family.id, _written(family), "create")
+            return family.id
+
+        family_id, errors = await run(info, action)
+        return FamilyPayload(family=await reload(info, FamilyType, family_id, "family"), errors=errors)
+
+    @strawberry.mutation(description="Add a person you can see to a family you may update.")
+    async def add_family_member(
+        self, info: strawberry.Info, input: AddFamilyMemberInput
+    ) -> FamilyMemberPayload:
+        async def action(gate: Gate) -> int:
+            family_id, person_id = collect(
+                lambda: ids.decode(input.family, "Family", "family")[1],
+                lambda: ids.decode(input.person, "Person", "person")[1],
+            )
+            await gate.for_write(m.Family, family_id, "update")
+            if person_id not in await gate.by_ids(m.Person, [person_id]):
+                raise NotFound(("person",))
+            member = m.FamilyMember(
+                family_id=family_id, person_id=person_id, relationship=input.relationship
+            )
+            gate.add(member)
+            await gate.flush()
+            gate.record_write(Entity.FAMILY_MEMBER, member.id, ["relationship"], "create")
+            return member.id
+
+        member_id, errors = await run(info, action)
+        return FamilyMemberPayload(
+            member=await reload(info, FamilyMemberType, member_id, "member"), errors=errors
+        )
+
+
+def _written(row: object) -> list[str]:
+    """Names of the classified attributes that hold a value (never the values)."""
+    from domain.classification import field_classes
+
+    return [n for n in field_classes(type(row)) if not n.startswith("_") and _has(row, n)]
+
+
+def _has(row: object, name: str) -> bool:
+    try:
+        value = getattr(row, name)
+    except AttributeError:
+        return False
+    return value not in (None, [], "")

@@ -1,0 +1,328 @@
+"""The query root: ``node``/``nodes``, ``viewer`` and filtered, ordered connections.
+
+Every resolver here goes through ``info.context.gate``; none of them sees a session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from collections.abc import Sequence
+from enum import Enum
+from typing import Any
+
+import strawberry
+from strawberry import relay
+
+from api.graphql import ids
+from api.graphql.selection import requested
+from api.graphql.types.alerts import AlertType
+from api.graphql.types.base import Connection, Edge, PageInfo, _Counter, ctx, load_one
+from api.graphql.types.cases import AssignmentType, CaseType, StatusChangeType
+from api.graphql.types.enums import (
+    AlertStatus,
+    CaseStatus,
+    Gender,
+    InterventionKind,
+    ReferralStatus,
+    RiskLevel,
+    SpecialFamilyType,
+    UnitKind,
+)
+from api.graphql.types.families import FamilyMemberType, FamilyType
+from api.graphql.types.interventions import AssessmentType, InterventionType
+from api.graphql.types.persons import GuardianType, PersonType
+from api.graphql.types.referrals import ConsentType, ReferralType
+from api.graphql.types.units import StaffType, UnitType, Viewer
+from authz.gate import Filter, Order
+from domain import models as m
+from domain.errors import DomainError, ErrorCode
+
+NODE_TYPES: dict[str, Any] = {
+    t.__strawberry_definition__.name: t
+    for t in (
+        PersonType, GuardianType, FamilyType, FamilyMemberType, CaseType, AssignmentType,
+        StatusChangeType, InterventionType, AssessmentType, AlertType, ReferralType,
+        ConsentType, UnitType, StaffType,
+    )
+}
+
+
+@strawberry.enum
+class OrderDirection(Enum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+def _page_size(info: strawberry.Info, first: int | None) -> int:
+    settings = ctx(info).settings
+    if first is None:
+        return int(settings.default_page_size)
+    if not 1 <= first <= settings.max_page_size:
+        raise DomainError(
+            ErrorCode.INVALID, f"每页条数须在1到{settings.max_page_size}之间", ("first",)
+        )
+    return first
+
+
+def _unit_id(raw: relay.GlobalID | None, field: str) -> int | None:
+    return None if raw is None else ids.decode(raw, "Unit", field)[1]
+
+
+async def _connection(
+    info: strawberry.Info,
+    type_cls: Any,
+    *,
+    order: Order,
+    first: int | None,
+    after: str | None,
+    filters: Sequence[Filter],
+) -> Connection[Any]:
+    gate = ctx(info).gate
+    size = _page_size(info, first)
+    page = await gate.page(type_cls.model, order=order, first=size, after=after, filters=filters)
+    names = requested(info, ("edges", "node"))
+    edges = [
+        Edge(cursor=cursor, node=type_cls.from_names(v, info, names))
+        for v, cursor in zip(page.items, page.cursors, strict=True)
+    ]
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=page.has_next,
+            has_previous_page=page.has_previous,
+            start_cursor=page.cursors[0] if page.cursors else None,
+            end_cursor=page.cursors[-1] if page.cursors else None,
+        ),
+        _counter=_Counter(lambda: gate.count(type_cls.model, filters=filters)),
+    )
+
+
+def _eq(column: Any, value: Any) -> list[Filter]:
+    return [] if value is None else [Filter(column, "eq", value)]
+
+
+def _in(column: Any, values: list[Any] | None) -> list[Filter]:
+    return [] if not values else [Filter(column, "in", values)]
+
+
+# -- filter and order inputs --------------------------------------------------------------------
+
+
+@strawberry.input
+class PersonFilter:
+    residence_unit: relay.GlobalID | None = None
+    school: relay.GlobalID | None = None
+    gender: Gender | None = None
+
+
+@strawberry.enum
+class PersonOrderField(Enum):
+    CREATED_AT = "created_at"
+    NAME = "name"
+
+
+@strawberry.input
+class PersonOrder:
+    field: PersonOrderField = PersonOrderField.CREATED_AT
+    direction: OrderDirection = OrderDirection.DESC
+
+
+@strawberry.input
+class CaseFilter:
+    status: list[CaseStatus] | None = None
+    risk_level: list[RiskLevel] | None = None
+    lead_unit: relay.GlobalID | None = None
+    area_unit: relay.GlobalID | None = None
+    opened_after: datetime.datetime | None = None
+    opened_before: datetime.datetime | None = None
+
+
+@strawberry.input
+class CaseOrder:
+    direction: OrderDirection = OrderDirection.DESC
+
+
+@strawberry.input
+class FamilyFilter:
+    residence_unit: relay.GlobalID | None = None
+    special_type: SpecialFamilyType | None = None
+
+
+@strawberry.input
+class InterventionFilter:
+    kind: list[InterventionKind] | None = None
+    performed_after: datetime.datetime | None = None
+
+
+@strawberry.input
+class AlertFilter:
+    status: list[AlertStatus] | None = None
+    risk_level: list[RiskLevel] | None = None
+    target_unit: relay.GlobalID | None = None
+
+
+@strawberry.enum
+class AlertOrderField(Enum):
+    RAISED_AT = "raised_at"
+    ACK_DEADLINE = "ack_deadline"
+
+
+@strawberry.input
+class AlertOrder:
+    field: AlertOrderField = AlertOrderField.RAISED_AT
+    direction: OrderDirection = OrderDirection.DESC
+
+
+@strawberry.input
+class ReferralFilter:
+    status: list[ReferralStatus] | None = None
+    to_unit: relay.GlobalID | None = None
+
+
+@strawberry.input
+class UnitFilter:
+    kind: list[UnitKind] | None = None
+    parent: relay.GlobalID | None = None
+
+
+def _dir(direction: OrderDirection) -> bool:
+    return direction is OrderDirection.DESC
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Any object by its global ID; null if missing or not yours to see.")
+    async def node(self, info: strawberry.Info, id: relay.GlobalID) -> relay.Node | None:
+        return (await _nodes(info, [id]))[0]
+
+    @strawberry.field(description="Several objects by global ID, in order; null where not visible.")
+    async def nodes(self, info: strawberry.Info, ids: list[relay.GlobalID]) -> list[relay.Node | None]:
+        if len(ids) > ctx(info).settings.max_page_size:
+            raise DomainError(ErrorCode.INVALID, "一次最多查询100个ID", ("ids",))
+        return await _nodes(info, ids)
+
+    @strawberry.field(description="The signed-in account.")
+    async def viewer(self, info: strawberry.Info) -> Viewer:
+        c = ctx(info)
+        gate = c.gate
+        staff = await load_one(info, StaffType, gate.subject.staff_id, ("staff",))
+        unit = await load_one(info, UnitType, gate.subject.unit_id, ("unit",))
+        return Viewer(staff=staff, roles=sorted(gate.subject.roles), unit=unit)
+
+    @strawberry.field
+    async def persons(
+        self, info: strawberry.Info, first: int | None = None, after: str | None = None,
+        filter: PersonFilter | None = None, order_by: PersonOrder | None = None,
+    ) -> Connection[PersonType]:
+        f = filter or PersonFilter()
+        o = order_by or PersonOrder()
+        filters = [
+            *_eq(m.Person.residence_unit_id, _unit_id(f.residence_unit, "residenceUnit")),
+            *_eq(m.Person.school_unit_id, _unit_id(f.school, "school")),
+            *_eq(m.Person.gender, f.gender),
+        ]
+        order = Order(getattr(m.Person, o.field.value), _dir(o.direction))
+        return await _connection(info, PersonType, order=order, first=first, after=after, filters=filters)
+
+    @strawberry.field
+    async def families(
+        self, info: strawberry.Info, first: int | None = None, after: str | None = None,
+        filter: FamilyFilter | None = None,
+    ) -> Connection[FamilyType]:
+        f = filter or FamilyFilter()
+        filters = [
+            *_eq(m.Family.residence_unit_id, _unit_id(f.residence_unit, "residenceUnit")),
+            *_eq(m.Family.special_type, f.special_type),
+        ]
+        order = Order(m.Family.created_at, descending=True)
+        return await _connection(info, FamilyType, order=order, first=first, after=after, filters=filters)
+
+    @strawberry.field
+    async def cases(
+        self, info: strawberry.Info, first: int | None = None, after: str | None = None,
+        filter: CaseFilter | None = None, order_by: CaseOrder | None = None,
+    ) -> Connection[CaseType]:
+        f = filter or CaseFilter()
+        filters = [
+            *_in(m.Case.status, f.status),
+            *_in(m.Case.risk_level, f.risk_level),
+            *_eq(m.Case.lead_unit_id, _unit_id(f.lead_unit, "leadUnit")),
+            *_eq(m.Case.area_unit_id, _unit_id(f.area_unit, "areaUnit")),
+        ]
+        if f.opened_after:
+            filters.append(Filter(m.Case.opened_at, "gte", f.opened_after))
+        if f.opened_before:
+            filters.append(Filter(m.Case.opened_at, "lt", f.opened_before))
+        order = Order(m.Case.opened_at, _dir((order_by or CaseOrder()).direction))
+        return await _connection(info, CaseType, order=order, first=first, after=after, filters=filters)
+
+    @strawberry.field
+    async def interventions(
+        self, info: strawberry.Info, first: int | None = None, after: str | None = None,
+        filter: InterventionFilter | None = None,
+    ) -> Connection[InterventionType]:
+        f = filter or InterventionFilter()
+        filters = [*_in(m.Intervention.kind, f.kind)]
+        if f.performed_after:
+            filters.append(Filter(m.Intervention.performed_at, "gte", f.performed_after))
+        order = Order(m.Intervention.performed_at, descending=True)
+        return await _connection(info, InterventionType, order=order, first=first, after=after, filters=filters)
+
+    @strawberry.field
+    async def alerts(
+        self, info: strawberry.Info, first: int | None = None, after: str | None = None,
+        filter: AlertFilter | None = None, order_by: AlertOrder | None = None,
+    ) -> Connection[AlertType]:
+        f = filter or AlertFilter()
+        o = order_by or AlertOrder()
+        filters = [
+            *_in(m.Alert.status, f.status),
+            *_in(m.Alert.risk_level, f.risk_level),
+            *_eq(m.Alert.target_unit_id, _unit_id(f.target_unit, "targetUnit")),
+        ]
+        order = Order(getattr(m.Alert, o.field.value), _dir(o.direction))
+        return await _connection(info, AlertType, order=order, first=first, after=after, filters=filters)
+
+    @strawberry.field
+    async def referrals(
+        self, info: strawberry.Info, first: int | None = None, after: str | None = None,
+        filter: ReferralFilter | None = None,
+    ) -> Connection[ReferralType]:
+        f = filter or ReferralFilter()
+        filters = [
+            *_in(m.Referral.status, f.status),
+            *_eq(m.Referral.to_unit_id, _unit_id(f.to_unit, "toUnit")),
+        ]
+        order = Order(m.Referral.created_at, descending=True)
+        return await _connection(info, ReferralType, order=order, first=first, after=after, filters=filters)
+
+    @strawberry.field
+    async def units(
+        self, info: strawberry.Info, first: int | None = None, after: str | None = None,
+        filter: UnitFilter | None = None,
+    ) -> Connection[UnitType]:
+        f = filter or UnitFilter()
+        filters = [
+            *_in(m.Unit.kind, f.kind),
+            *_eq(m.Unit.parent_id, _unit_id(f.parent, "parent")),
+        ]
+        order = Order(m.Unit.name)
+        return await _connection(info, UnitType, order=order, first=first, after=after, filters=filters)
+
+
+async def _nodes(info: strawberry.Info, raw_ids: Sequence[relay.GlobalID]) -> list[Any]:
+    """Resolve global IDs through the loaders. An unknown type name, like a missing or hidden
+    record, is just null: the answer never tells which."""
+    ctx(info).gate  # noqa: B018 - authentication check before anything else
+    decoded = [ids.decode(raw, field="id") for raw in raw_ids]
+    return list(
+        await asyncio.gather(
+            *(load_one(info, NODE_TYPES.get(name), number) if name in NODE_TYPES else _none()
+              for name, number in decoded)
+        )
+    )
+
+
+async def _none() -> None:
+    return None

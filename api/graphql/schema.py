@@ -1,0 +1,53 @@
+"""The schema: query and mutation roots, limits and the per-operation extensions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import strawberry
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+from strawberry.schema.config import StrawberryConfig
+
+from api.graphql.extensions import AccessLogCommit, SafeErrors
+from api.graphql.mutations.cases import CaseMutations
+from api.graphql.mutations.persons import PersonMutations
+from api.graphql.queries import Query
+from api.graphql.types import enums  # noqa: F401  (registers the domain enums)
+from api.settings import Settings
+
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
+
+
+@strawberry.type
+class Mutation(PersonMutations, CaseMutations):
+    pass
+
+
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    settings = settings or Settings()
+    extensions: list[type[SchemaExtension] | SchemaExtension] = [
+        AccessLogCommit,
+        SafeErrors,
+        QueryDepthLimiter(max_depth=settings.max_query_depth),
+        MaxAliasesLimiter(max_alias_count=15),
+        MaxTokensLimiter(max_token_count=2000),
+    ]
+    if settings.production:
+        extensions.append(AddValidationRules([NoSchemaIntrospectionCustomRule]))
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,
+        config=StrawberryConfig(disable_field_suggestions=settings.production),
+    )
+
+
+def schema_sdl() -> str:
+    return str(build_schema()) + "\n"

@@ -1,0 +1,55 @@
+"""Interventions and assessments recorded on a case."""
+
+import datetime
+from typing import Any, ClassVar
+
+import strawberry
+from strawberry import relay
+
+from api.graphql.types.base import REDACTED_DOC, Gated, load_one
+from api.graphql.types.cases import CaseType
+from api.graphql.types.enums import Instrument, InterventionKind
+from api.graphql.types.units import StaffType, UnitType
+from authz.gate import Visible
+from domain import models as m
+
+
+@strawberry.type(name="Intervention", description="Something done for a case (干预/服务).")
+class InterventionType(relay.Node, Gated):
+    model: ClassVar[type] = m.Intervention
+    links: ClassVar[dict[str, str]] = {"staff": "staff_id", "unit": "unit_id"}
+
+    id: relay.NodeID[int]
+    kind: InterventionKind | None = None
+    performed_at: datetime.datetime | None = None
+    notes: str | None = strawberry.field(default=None, description="Narrative.")
+    outcome: str | None = strawberry.field(default=None, description="Narrative.")
+    redacted_fields: list[str] = strawberry.field(default_factory=list, description=REDACTED_DOC)
+    _visible: strawberry.Private[Visible[Any] | None] = None
+
+    @strawberry.field
+    async def case(self, info: strawberry.Info) -> CaseType | None:
+        assert self._visible is not None
+        return await load_one(info, CaseType, self._visible.row.case_id)
+
+    @strawberry.field
+    async def staff(self, info: strawberry.Info) -> StaffType | None:
+        return await load_one(info, StaffType, self.link("staff"))
+
+    @strawberry.field
+    async def unit(self, info: strawberry.Info) -> UnitType | None:
+        return await load_one(info, UnitType, self.link("unit"))
+
+
+@strawberry.type(name="Assessment", description="A standard instrument administered (测评).")
+class AssessmentType(relay.Node, Gated):
+    model: ClassVar[type] = m.Assessment
+
+    id: relay.NodeID[int]
+    instrument: Instrument | None = None
+    answers: list[int] | None = None
+    score: int | None = None
+    severity: str | None = None
+    administered_at: datetime.datetime | None = None
+    redacted_fields: list[str] = strawberry.field(default_factory=list, description=REDACTED_DOC)
+    _visible: strawberry.Private[Visible[Any] | None] = None

@@ -1,0 +1,62 @@
+"""Configuration, from environment variables only (documented in the README)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+
+class Mode(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite+aiosqlite:///var/xinqiao.db"
+    mode: Mode = Mode.DEVELOPMENT
+    host: str = "127.0.0.1"
+    port: int = 8000
+    key_dir: Path = Path("var/keys")
+    token_issuer: str = "xinqiao"
+    token_audience: str = "xinqiao-api"
+    token_ttl_seconds: int = 900
+    default_page_size: int = 20
+    max_page_size: int = 100
+    max_query_depth: int = 10
+    max_body_bytes: int = 1_000_000
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        d = cls()
+        try:
+            return cls(
+                database_url=e.get("XINQIAO_DATABASE_URL", d.database_url),
+                mode=Mode(e.get("XINQIAO_MODE", d.mode.value)),
+                host=e.get("XINQIAO_HOST", d.host),
+                port=int(e.get("XINQIAO_PORT", d.port)),
+                key_dir=Path(e.get("XINQIAO_KEY_DIR", str(d.key_dir))),
+                token_issuer=e.get("XINQIAO_TOKEN_ISSUER", d.token_issuer),
+                token_audience=e.get("XINQIAO_TOKEN_AUDIENCE", d.token_audience),
+                token_ttl_seconds=int(e.get("XINQIAO_TOKEN_TTL", d.token_ttl_seconds)),
+                default_page_size=int(e.get("XINQIAO_DEFAULT_PAGE_SIZE", d.default_page_size)),
+                max_page_size=int(e.get("XINQIAO_MAX_PAGE_SIZE", d.max_page_size)),
+                max_query_depth=int(e.get("XINQIAO_MAX_QUERY_DEPTH", d.max_query_depth)),
+                max_body_bytes=int(e.get("XINQIAO_MAX_BODY_BYTES", d.max_body_bytes)),
+            )
+        except ValueError as exc:
+            raise SystemExit(f"invalid configuration: {exc}") from None
+
+    @property
+    def production(self) -> bool:
+        return self.mode is Mode.PRODUCTION
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        prefix = "sqlite+aiosqlite:///"
+        if self.database_url.startswith(prefix) and ":memory:" not in self.database_url:
+            return Path(self.database_url[len(prefix):])
+        return None

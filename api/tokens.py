@@ -1,0 +1,109 @@
+"""Bearer tokens: Ed25519-signed JWTs typed ``at+jwt`` (RFC 9068), verified per RFC 8725.
+
+The signing key is generated on first use into the ignored key folder with mode 0600, or provided
+by the operator there. Only EdDSA is accepted, so ``alg: none`` and HMAC-with-the-public-key
+confusions are refused by construction.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+KEY_FILE = "token-signing-ed25519.pem"
+
+
+class InvalidToken(Exception):
+    """The token is missing, malformed, expired, or not ours. Deliberately no detail."""
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    subject: str
+    username: str
+    token_id: str
+    expires_at: int
+
+
+class TokenService:
+    def __init__(
+        self, private_key: Ed25519PrivateKey, *, issuer: str, audience: str, ttl_seconds: int
+    ) -> None:
+        self._private = private_key
+        self._public: Ed25519PublicKey = private_key.public_key()
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl_seconds = ttl_seconds
+
+    @classmethod
+    def from_key_dir(
+        cls, key_dir: Path, *, issuer: str, audience: str, ttl_seconds: int, create: bool = True
+    ) -> TokenService:
+        return cls(
+            load_or_create_key(key_dir / KEY_FILE, create=create),
+            issuer=issuer,
+            audience=audience,
+            ttl_seconds=ttl_seconds,
+        )
+
+    def issue(self, *, staff_id: int, username: str, ttl_seconds: int | None = None) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": str(staff_id),
+            "preferred_username": username,
+            "iat": now,
+            "nbf": now,
+            "exp": now + (ttl_seconds or self.ttl_seconds),
+            "jti": secrets.token_urlsafe(16),
+        }
+        return jwt.encode(claims, self._private, algorithm="EdDSA", headers={"typ": "at+jwt"})
+
+    def verify(self, token: str) -> TokenClaims:
+        try:
+            header = jwt.get_unverified_header(token)
+            if header.get("typ") != "at+jwt":
+                raise InvalidToken()
+            claims = jwt.decode(
+                token,
+                self._public,
+                algorithms=["EdDSA"],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
+            )
+        except jwt.PyJWTError:
+            raise InvalidToken() from None
+        return TokenClaims(
+            subject=claims["sub"],
+            username=str(claims.get("preferred_username", "")),
+            token_id=claims["jti"],
+            expires_at=claims["exp"],
+        )
+
+
+def load_or_create_key(path: Path, *, create: bool) -> Ed25519PrivateKey:
+    if path.exists():
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise SystemExit(f"{path} is not an Ed25519 private key")
+        return key
+    if not create:
+        raise SystemExit(f"token signing key {path} is missing")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+    return key
