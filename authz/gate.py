@@ -15,6 +15,7 @@ that the subject may see that row under the relations it carries.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections import defaultdict
@@ -114,6 +115,12 @@ class Gate:
         self._relations = RelationCompiler(subject, self.now)
         self._decisions: dict[tuple[Entity, frozenset[Relation]], frozenset[FieldClass]] = {}
         self._row_relations: dict[Entity, frozenset[Relation]] = {}
+        # GraphQL resolves sibling fields concurrently; one AsyncSession must not be.
+        self._lock = asyncio.Lock()
+
+    async def _execute(self, stmt: Any) -> Any:
+        async with self._lock:
+            return await self._session.execute(stmt)
 
     # -- decisions -------------------------------------------------------------------------
 
@@ -158,7 +165,7 @@ class Gate:
     async def _rows(self, model: type[M], stmt: Select[Any]) -> list[Visible[M]]:
         entity = entity_of(model)
         relation_names = [c for c in stmt.selected_columns.keys() if c.startswith("rel_")]
-        result = await self._session.execute(stmt)
+        result = await self._execute(stmt)
         out: list[Visible[M]] = []
         for row in result.all():
             rels = frozenset(
@@ -191,7 +198,9 @@ class Gate:
         entity = entity_of(model)
         field_class = column.property.columns[0].info.get("field_class")
         relations = self.row_relations(entity)
-        ok = field_class is not None and bool(relations) and all(
+        if not relations:
+            return  # nothing is visible, so there is nothing to infer: the page will be empty
+        ok = field_class is not None and all(
             field_class in self.readable(entity, frozenset({r})) for r in relations
         )
         if not ok:
@@ -252,7 +261,7 @@ class Gate:
             .where(self._visible_predicate(model), *conditions)
             .execution_options(**{ROW_SCOPE: self.subject.username})
         )
-        return int((await self._session.execute(stmt)).scalar_one())
+        return int((await self._execute(stmt)).scalar_one())
 
     async def by_ids(self, model: type[M], ids: Sequence[int]) -> dict[int, Visible[M]]:
         """Visible rows among ``ids``. Misses are logged the same whether missing or hidden."""
@@ -384,15 +393,14 @@ class Gate:
         """Units are not personal data; any authenticated subject may resolve one."""
         if not self.subject.authenticated:
             return None
-        return (
-            await self._session.execute(select(Unit).where(Unit.id == unit_id))
-        ).scalar_one_or_none()
+        return (await self._execute(select(Unit).where(Unit.id == unit_id))).scalar_one_or_none()
 
     def add(self, row: Base) -> None:
         self._session.add(row)
 
     async def flush(self) -> None:
-        await self._session.flush()
+        async with self._lock:
+            await self._session.flush()
 
     def record_write(
         self, entity: Entity, record_id: int | None, fields: Iterable[str], action: str
@@ -404,16 +412,6 @@ class Gate:
             )
         )
 
-    async def commit(self) -> None:
-        await self._session.commit()
-
-    async def rollback(self) -> None:
-        await self._session.rollback()
-
-    @property
-    def session_for_audit(self) -> AsyncSession:
-        """The request's session, for the access log to write its batch in (see ``api.context``)."""
-        return self._session
 
 
 # -- cursors -----------------------------------------------------------------------------------

@@ -30,6 +30,8 @@ class UnscopedQuery(RuntimeError):
 def create_engine(url: str, *, echo: bool = False, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30})
+    # Never echo bound parameters into exceptions or logs: they are personal data.
+    kwargs.setdefault("hide_parameters", True)
     engine = create_async_engine(url, echo=echo, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

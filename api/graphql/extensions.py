@@ -11,9 +11,10 @@ from typing import Any
 
 from graphql import ExecutionResult, GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.relay.types import InvalidGlobalIDError
 
 from api.graphql.errors import is_safe
-from domain.errors import DomainError
+from domain.errors import DomainError, ErrorCode
 
 log = logging.getLogger("xinqiao.api")
 
@@ -66,6 +67,9 @@ class SafeErrors(SchemaExtension):
         extensions: dict[str, Any] = dict(error.extensions or {})
         if request_id:
             extensions["requestId"] = request_id
+        if isinstance(original, InvalidGlobalIDError):
+            extensions["code"] = ErrorCode.INVALID_ID.value
+            return GraphQLError("无效的ID", error.nodes, path=error.path, extensions=extensions)
         if isinstance(original, DomainError):
             extensions["code"] = original.code.value
             if original.field:

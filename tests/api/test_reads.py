@@ -1,0 +1,160 @@
+"""Reading through the GraphQL API: scoping, redaction, pagination, existence leaks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import Api
+
+PERSONS = """
+query($first: Int, $after: String) {
+  persons(first: $first, after: $after) {
+    totalCount
+    pageInfo { hasNextPage hasPreviousPage endCursor }
+    edges { cursor node { id maskedName name phone idNumber sensitiveCategories redactedFields
+                          residenceUnit { id name } } }
+  }
+}"""
+
+
+async def all_persons(api: Api, user: str) -> list[dict[str, Any]]:
+    nodes: list[dict[str, Any]] = []
+    after = None
+    while True:
+        page = (await api.data(user, PERSONS, {"first": 100, "after": after}))["persons"]
+        nodes += [e["node"] for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            return nodes
+        after = page["pageInfo"]["endCursor"]
+
+
+async def test_unauthenticated_gets_nothing(api: Api) -> None:
+    body = await api.gql(None, "{ persons { totalCount } }")
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_bad_tokens_are_401(api: Api) -> None:
+    for header in ("Bearer not-a-token", "Basic abc", "Bearer " + api.token("admin")[:-4] + "AAAA"):
+        response = await api.post({"query": "{ viewer { roles } }"}, {"Authorization": header})
+        assert response.status_code == 401
+        assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_viewer(api: Api) -> None:
+    data = await api.data("grid.donghu", "{ viewer { roles staff { username } unit { name kind } } }")
+    assert data["viewer"]["roles"] == ["GRID_WORKER"]
+    assert data["viewer"]["staff"]["username"] == "grid.donghu"
+    assert data["viewer"]["unit"]["kind"] == "GRID"
+
+
+async def test_grid_worker_sees_only_its_grid(api: Api) -> None:
+    nodes = await all_persons(api, "grid.donghu")
+    assert nodes, "the demo grid has residents"
+    units = {n["residenceUnit"]["name"] for n in nodes}
+    assert units == {"东湖第1社区第一网格"}
+    total = (await api.data("grid.donghu", "{ persons { totalCount } }"))["persons"]["totalCount"]
+    assert total == len(nodes) == len({n["id"] for n in nodes}), "cursor paging is stable"
+    for n in nodes:
+        assert n["name"] and n["phone"]
+        assert n["idNumber"] is None and n["sensitiveCategories"] is None
+        assert {"idNumber", "sensitiveCategories"} <= set(n["redactedFields"])
+        assert n["maskedName"] == n["name"][0] + "*" * (len(n["name"]) - 1)
+
+
+async def test_roles_without_person_access_see_none(api: Api) -> None:
+    for user in ("admin", "auditor", "leader", "office"):
+        data = await api.data(user, "{ persons { totalCount edges { node { id } } } cases { totalCount } }")
+        assert data["persons"] == {"totalCount": 0, "edges": []}
+        assert data["cases"]["totalCount"] == 0
+
+
+async def test_invisible_node_is_indistinguishable_from_missing(api: Api) -> None:
+    xishan = [n for n in await all_persons(api, "social.donghu")]
+    assert xishan
+    visible_id = xishan[0]["id"]
+    # grid.donghu cannot see social.donghu's whole street: find one it cannot see.
+    grid_ids = {n["id"] for n in await all_persons(api, "grid.donghu")}
+    hidden = next(n["id"] for n in xishan if n["id"] not in grid_ids)
+    import base64
+
+    missing = base64.b64encode(b"Person:99999999").decode()
+    query = "query($id: ID!) { node(id: $id) { id ... on Person { name } } }"
+    hidden_body = await api.gql("grid.donghu", query, {"id": hidden})
+    missing_body = await api.gql("grid.donghu", query, {"id": missing})
+    assert hidden_body == missing_body == {"data": {"node": None}}
+    seen = await api.data("social.donghu", query, {"id": visible_id})
+    assert seen["node"]["id"] == visible_id
+
+
+async def test_malformed_ids_are_typed_errors(api: Api) -> None:
+    body = await api.gql("grid.donghu", '{ node(id: "%%%") { id } }')
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_ID"
+    assert "Traceback" not in str(body)
+
+
+async def test_page_size_bounds(api: Api) -> None:
+    body = await api.gql("grid.donghu", "{ persons(first: 101) { totalCount } }")
+    assert body["errors"][0]["extensions"]["code"] == "INVALID"
+    assert body["errors"][0]["extensions"]["field"] == ["first"]
+    default = await api.data("social.donghu", "{ persons { edges { node { id } } } }")
+    assert len(default["persons"]["edges"]) == 20
+
+
+async def test_malformed_cursor_is_a_typed_error(api: Api) -> None:
+    for cursor in ("garbage", "WyJ4Il0", "W10"):
+        body = await api.gql("grid.donghu", PERSONS, {"first": 5, "after": cursor})
+        assert body["errors"][0]["extensions"]["code"] == "INVALID", cursor
+        assert body["data"] is None
+
+
+async def test_ordering_on_a_class_not_readable_under_every_relation_is_refused(api: Api) -> None:
+    # A counsellor sees residents of its jurisdiction at basic level only, so ordering persons by
+    # name would leak the order of names it may not read.
+    body = await api.gql(
+        "counselor", "{ persons(orderBy: {field: NAME, direction: ASC}) { totalCount } }"
+    )
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert body["data"] is None
+    ok = await api.data(
+        "grid.donghu", "{ persons(orderBy: {field: NAME, direction: ASC}, first: 5) { edges { node { name } } } }"
+    )
+    names = [e["node"]["name"] for e in ok["persons"]["edges"]]
+    assert names == sorted(names)
+
+
+async def test_case_fields_by_role(api: Api) -> None:
+    query = """{ cases(first: 100) { totalCount edges { node { riskLevel status presentingProblem
+                 diagnosis redactedFields subject { id } } } } }"""
+    police = (await api.data("police.donghu", query))["cases"]
+    assert police["totalCount"] > 0
+    for e in police["edges"]:
+        node = e["node"]
+        assert node["riskLevel"] == "HIGH", "police see their team's high-risk cases"
+        assert node["presentingProblem"] is None and node["diagnosis"] is None
+        assert {"presentingProblem", "diagnosis"} <= set(node["redactedFields"])
+    psychiatrist = (await api.data("psychiatrist", query))["cases"]
+    assert any(e["node"]["diagnosis"] for e in psychiatrist["edges"])
+    zongzhi = (await api.data("zongzhi", query))["cases"]
+    assert zongzhi["totalCount"] >= police["totalCount"]
+
+
+async def test_volunteer_sees_linked_families_only(api: Api) -> None:
+    query = """{ families { totalCount edges { node { specialType circumstances redactedFields
+               members { person { name phone idNumber cases { id } } } } } }
+               cases { totalCount } }"""
+    data = await api.data("volunteer.li", query)
+    assert data["families"]["totalCount"] == 4, "one linked 失独 family per community"
+    assert data["cases"]["totalCount"] == 0
+    for e in data["families"]["edges"]:
+        node = e["node"]
+        assert node["circumstances"] is None and node["specialType"] is None
+        for member in node["members"]:
+            p = member["person"]
+            assert p["name"] and p["phone"] and p["idNumber"] is None and p["cases"] == []
+
+
+async def test_health_endpoints(api: Api) -> None:
+    assert (await api.get("/healthz")).json() == {"status": "ok"}
+    ready = await api.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["database"] == "up"

@@ -1,0 +1,155 @@
+"""Test fixtures: a migrated demo district on SQLite always, and on PostgreSQL when reachable.
+
+Tests talk to the service the way clients do: GraphQL over HTTP (in-process ASGI transport) with
+bearer tokens of the demo accounts.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from api.app import create_app
+from api.cli.demo import District, load_demo
+from api.settings import Settings
+from domain.session import create_engine
+from migrations import runner
+
+DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+DEMO_PERSONS = 400
+
+
+def postgres_url() -> str | None:
+    """The admin URL of a PostgreSQL server to test against, or None.
+
+    With XINQIAO_TEST_POSTGRES_URL set (as CI does) PostgreSQL is required: an unreachable server
+    fails the run instead of being skipped.
+    """
+    explicit = os.environ.get("XINQIAO_TEST_POSTGRES_URL")
+    if explicit:
+        return explicit
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
+            return DEFAULT_PG
+    except OSError:
+        return None
+
+
+BACKENDS = ["sqlite"] + (["postgresql"] if postgres_url() else [])
+
+
+async def _fresh_postgres(admin_url: str) -> tuple[str, str]:
+    name = f"xinqiao_test_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    await admin.dispose()
+    base, _, _ = admin_url.rpartition("/")
+    return f"{base}/{name}", name
+
+
+async def _drop_postgres(admin_url: str, name: str) -> None:
+    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("xinqiao")
+
+
+@dataclass
+class Api:
+    """A client of one backend's running service."""
+
+    backend: str
+    app: Any
+    engine: AsyncEngine
+    district: District
+    url: str
+
+    def token(self, username: str, ttl: int | None = None) -> str:
+        return self.app.state.tokens.issue(
+            staff_id=self.district.staff[username], username=username, ttl_seconds=ttl
+        )
+
+    async def post(self, json: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+        transport = httpx.ASGITransport(app=self.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.post("/graphql", json=json, headers=headers or {})
+
+    async def get(self, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        transport = httpx.ASGITransport(app=self.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.get(path, headers=headers or {})
+
+    async def gql(
+        self, user: str | None, query: str, variables: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.token(user)}"} if user else {}
+        response = await self.post({"query": query, "variables": variables or {}}, headers)
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def data(
+        self, user: str | None, query: str, variables: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The data of a query that must succeed without errors."""
+        body = await self.gql(user, query, variables)
+        assert not body.get("errors"), body.get("errors")
+        result: dict[str, Any] = body["data"]
+        return result
+
+
+async def _make_api(backend: str, root: Path) -> tuple[Api, str | None]:
+    pg_name = None
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{root / 'xinqiao.db'}"
+    else:
+        admin = postgres_url()
+        assert admin is not None
+        url, pg_name = await _fresh_postgres(admin)
+    engine = create_engine(url)
+    await runner.upgrade(engine)
+    district = await load_demo(engine, persons=DEMO_PERSONS, seed=11)
+    settings = Settings(database_url=url, key_dir=root / "keys")
+    app = create_app(settings)
+    return Api(backend, app, app.state.engine, district, url), pg_name
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+async def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
+    root = tmp_path_factory.mktemp(request.param)
+    made, pg_name = await _make_api(request.param, root)
+    yield made
+    await made.engine.dispose()
+    if pg_name:
+        admin = postgres_url()
+        assert admin is not None
+        await _drop_postgres(admin, pg_name)
+
+
+@pytest.fixture(params=BACKENDS)
+async def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of a fresh, empty database of each backend (for migration and CLI tests)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+        return
+    admin = postgres_url()
+    assert admin is not None
+    url, name = await _fresh_postgres(admin)
+    yield url
+    await _drop_postgres(admin, name)
+
