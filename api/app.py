@@ -22,7 +22,7 @@ from api.context import RequestContext, build_context, new_request_id
 from api.graphql.schema import build_schema
 from api.settings import Settings
 from api.tokens import TokenService
-from authz.policy import Policy
+from authz.policy import AllowAllPolicy, Policy
 from authz.subject import Subject
 from domain.session import create_engine, session_factory
 
@@ -96,11 +96,13 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, *, policy: Policy | None = None) -> Starlette:
     settings = settings or Settings.from_env()
+    if isinstance(policy, AllowAllPolicy) and settings.production:
+        raise SystemExit("the allow-all policy is for benchmarks and tests, never production")
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
-    policy = Policy()
+    policy = policy or Policy()
     tokens = TokenService.from_key_dir(
         settings.key_dir,
         issuer=settings.token_issuer,

@@ -74,3 +74,14 @@ class Policy:
     def lines(self) -> list[list[str]]:
         """The policy as data, for the generated privacy matrix and for review."""
         return [list(p) for p in self._enforcer.get_policy()]
+
+
+class AllowAllPolicy(Policy):
+    """Every decision is "allow", with all the gate's machinery still running.
+
+    The baseline for measuring what the privacy layer costs (benchmarks) and for testing data
+    loading independently of the policy. ``api.app.create_app`` refuses it in production mode.
+    """
+
+    def allows(self, role: Role, entity: Entity, action: str, relation: Relation | str) -> bool:
+        return True

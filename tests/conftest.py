@@ -26,7 +26,7 @@ from domain.session import create_engine
 from migrations import runner
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-DEMO_PERSONS = 400
+DEMO_PERSONS = 1000
 
 
 def postgres_url() -> str | None:
