@@ -1,0 +1,80 @@
+"""Every disclosure reaches the access log, and no data leaves when the log cannot be written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from audit.log import RequestAccessLog
+from audit.models import AccessEvent
+from domain.session import system_session
+from tests.conftest import Api
+
+
+async def events_for(api: Api, request_id: str) -> list[AccessEvent]:
+    async with system_session(api.engine, reason="test assertion") as s:
+        return list((await s.execute(
+            select(AccessEvent).where(AccessEvent.request_id == request_id)
+        )).scalars())
+
+
+async def test_reads_are_logged_with_fields_and_redactions(api: Api) -> None:
+    request_id = "test-read-0001"
+    response = await api.post(
+        {"query": "{ persons(first: 3) { edges { node { id name idNumber } } } }"},
+        {"Authorization": f"Bearer {api.token('grid.donghu')}", "X-Request-ID": request_id},
+    )
+    assert response.status_code == 200 and not response.json().get("errors")
+    events = [e for e in await events_for(api, request_id) if e.kind == "read"]
+    assert len(events) == 3
+    for e in events:
+        assert e.actor_username == "grid.donghu" and e.entity == "person"
+        assert e.fields == ["name"] and e.redacted == ["id_number"]
+        assert e.field_classes == ["identity"] and e.relations == ["jurisdiction"]
+        assert e.purpose == "case_management"
+
+
+async def test_misses_and_denials_are_logged(api: Api) -> None:
+    import base64
+
+    request_id = "test-miss-0001"
+    hidden = base64.b64encode(b"Person:99999999").decode()
+    await api.post(
+        {"query": "query($id: ID!) { node(id: $id) { id } }", "variables": {"id": hidden}},
+        {"Authorization": f"Bearer {api.token('grid.donghu')}", "X-Request-ID": request_id},
+    )
+    events = await events_for(api, request_id)
+    assert [(e.kind, e.entity, e.entity_id, e.reason) for e in events] == [
+        ("denied", "person", 99999999, "not_found")
+    ]
+
+
+async def test_no_data_leaves_when_the_log_cannot_be_written(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(self: RequestAccessLog, session: Any) -> int:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(RequestAccessLog, "flush", broken)
+    body = await api.gql("grid.donghu", "{ persons(first: 5) { edges { node { name phone } } } }")
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "AUDIT_UNAVAILABLE"
+    assert "disk full" not in str(body)
+
+
+async def test_failed_log_rolls_back_a_mutation(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.api.test_mutations import CREATE_PERSON, grid_unit, person_count
+
+    before = await person_count(api)
+
+    async def broken(self: RequestAccessLog, session: Any) -> int:
+        raise RuntimeError("log store down")
+
+    monkeypatch.setattr(RequestAccessLog, "flush", broken)
+    body = await api.gql("grid.donghu", CREATE_PERSON, {"input": {
+        "name": "不应写入", "gender": "MALE", "residenceUnit": grid_unit(api)}})
+    assert body["data"] is None or body["data"]["createPerson"]["person"] is None
+    monkeypatch.undo()
+    assert await person_count(api) == before

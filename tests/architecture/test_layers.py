@@ -1,0 +1,140 @@
+"""Structural rules that keep privacy enforcement in one place (Polar-style AST checks)."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import strawberry
+
+import api.graphql
+from api.graphql.schema import SCHEMA_FILE, Mutation, schema_sdl
+from api.graphql.types.base import Gated
+from domain.base import Protected
+from domain.classification import field_classes
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def python_files(*packages: str) -> list[Path]:
+    return [p for pkg in packages for p in (ROOT / pkg).rglob("*.py")]
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+    return names
+
+
+def test_import_contracts() -> None:
+    lint = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_resolver_reaches_the_database_except_through_the_gate() -> None:
+    forbidden = {
+        "domain.session.session_factory", "domain.session.system_session",
+        "domain.session.create_engine", "sqlalchemy.ext.asyncio", "sqlalchemy.orm.Session",
+        "domain.session.ROW_SCOPE",
+    }
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(imports_of(p) & forbidden)
+        for p in python_files("api/graphql")
+        if imports_of(p) & forbidden
+    }
+    assert offenders == {}
+
+
+def test_every_graphql_module_imports() -> None:
+    for module in pkgutil.walk_packages(api.graphql.__path__, "api.graphql."):
+        importlib.import_module(module.name)
+
+
+def test_row_scope_marker_is_set_only_by_the_gate() -> None:
+    users = [
+        str(p.relative_to(ROOT)) for p in python_files("api", "authz", "audit", "domain", "migrations")
+        if "ROW_SCOPE" in p.read_text(encoding="utf-8")
+    ]
+    assert sorted(users) == ["authz/gate.py", "domain/session.py"]
+
+
+def test_system_sessions_only_in_operator_paths() -> None:
+    allowed = {"api/auth.py", "api/cli/main.py", "api/cli/demo.py", "domain/session.py"}
+    users = {
+        str(p.relative_to(ROOT)) for p in python_files("api", "authz", "audit", "domain")
+        if "system_session" in p.read_text(encoding="utf-8")
+    }
+    assert users <= allowed, users - allowed
+
+
+def test_resolvers_never_read_classified_attributes_off_rows() -> None:
+    """``visible.row.<attr>`` in the API is allowed only for unclassified keys; classified values
+    must come through ``gate.reveal`` (so they are decided and logged)."""
+    from domain import models as m
+
+    classified = {
+        name for model in vars(m).values()
+        if isinstance(model, type) and issubclass(model, Protected)
+        for name in field_classes(model)
+    }
+    offenders = []
+    for path in python_files("api/graphql"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Attribute)
+                and node.value.attr == "row"
+                and node.attr in classified
+            ):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} .row.{node.attr}")
+    allowed = {"api/graphql/mutations/cases.py"}  # mutations read rows they are changing
+    assert [o for o in offenders if o.split(":")[0] not in allowed] == []
+
+
+def test_object_types_over_protected_models_are_gated() -> None:
+    schema = strawberry.Schema(query=api.graphql.queries.Query, mutation=Mutation)
+    checked = 0
+    for type_def in schema.schema_converter.type_map.values():
+        cls = getattr(type_def.definition, "origin", None)
+        model = getattr(cls, "model", None)
+        if isinstance(model, type) and issubclass(model, Protected):
+            assert issubclass(cls, Gated), cls
+            fields = {f.python_name for f in type_def.definition.fields}
+            assert "redacted_fields" in fields, cls
+            checked += 1
+    assert checked >= 12, "every protected model has a gated type"
+
+
+def test_every_mutation_returns_typed_errors() -> None:
+    for field in Mutation.__strawberry_definition__.fields:  # type: ignore[attr-defined]
+        payload = field.type
+        names = {f.python_name for f in payload.__strawberry_definition__.fields}
+        assert "errors" in names, field.python_name
+
+
+def test_schema_file_is_current() -> None:
+    assert SCHEMA_FILE.read_text(encoding="utf-8") == schema_sdl(), (
+        "schema.graphql is stale: run `xinqiao schema export`"
+    )
+
+
+def test_only_pycasbin_is_installed() -> None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    assert version("pycasbin")
+    try:
+        version("casbin")
+    except PackageNotFoundError:
+        return
+    raise AssertionError("both 'casbin' and 'pycasbin' are installed; they share an import name")

@@ -1,0 +1,179 @@
+"""Derived, shareable values of ``Person`` and the sensitivity of population categories."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from domain.classification import FieldClass
+from domain.persons import (
+    CONSENT_AGE,
+    MINOR_AGE,
+    SENSITIVE_CATEGORIES,
+    Person,
+    PersonCategory,
+    PopulationCategory,
+)
+
+EXPECTED_SENSITIVE = {
+    PopulationCategory.BEREAVED_ONLY_CHILD,
+    PopulationCategory.ONLY_CHILD_DISABLED_FAMILY,
+    PopulationCategory.COMMUNITY_CORRECTIONS,
+    PopulationCategory.RELEASED_PRISONER,
+    PopulationCategory.DRUG_REHABILITATION,
+    PopulationCategory.SEVERE_MENTAL_DISORDER,
+    PopulationCategory.PETITIONER,
+    PopulationCategory.VIOLENCE_VICTIM,
+}
+
+
+def years_ago(years: int) -> date:
+    """The date ``years`` birthdays ago (28 February stands in for a missing 29th)."""
+    today = date.today()
+    try:
+        return today.replace(year=today.year - years)
+    except ValueError:
+        return today.replace(year=today.year - years, day=28)
+
+
+def person(**kw: object) -> Person:
+    kw.setdefault("name", "张三")
+    return Person(id=1, **kw)
+
+
+# --- names and ages ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "masked"), [("张三", "张*"), ("欧阳娜娜", "欧***"), ("王", "王*"), ("", None)]
+)
+def test_masked_name(name: str, masked: str | None) -> None:
+    assert person(name=name).masked_name == masked
+
+
+def test_masked_name_never_contains_the_given_name() -> None:
+    p = person(name="李小龙")
+    assert p.masked_name is not None
+    assert "小" not in p.masked_name and "龙" not in p.masked_name
+
+
+def test_unknown_birth_date_is_neither_minor_nor_under_consent_age() -> None:
+    p = person(birth_date=None)
+    assert p.is_minor is False
+    assert p.is_under_consent_age is False
+    assert p.age_band is None
+
+
+def test_age_thresholds() -> None:
+    assert MINOR_AGE == 18
+    assert CONSENT_AGE == 14
+
+
+@pytest.mark.parametrize(
+    ("birth", "minor", "under_consent", "band"),
+    [
+        (lambda: date.today(), True, True, "0-13"),
+        (lambda: years_ago(13), True, True, "0-13"),
+        (lambda: years_ago(14) + timedelta(days=1), True, True, "0-13"),
+        (lambda: years_ago(14), True, False, "14-17"),
+        (lambda: years_ago(17), True, False, "14-17"),
+        (lambda: years_ago(18) + timedelta(days=1), True, False, "14-17"),
+        (lambda: years_ago(18), False, False, "18-34"),
+        (lambda: years_ago(40), False, False, "35-59"),
+        (lambda: years_ago(80), False, False, "60+"),
+    ],
+    ids=[
+        "born-today", "13", "14-tomorrow", "14-today", "17", "18-tomorrow", "18-today", "40", "80",
+    ],
+)
+def test_age_derived_flags(birth, minor: bool, under_consent: bool, band: str) -> None:  # type: ignore[no-untyped-def]
+    p = person(birth_date=birth())
+    assert p.is_minor is minor
+    assert p.is_under_consent_age is under_consent
+    assert p.age_band == band
+
+
+def test_under_consent_age_implies_minor() -> None:
+    for years in range(0, 30):
+        p = person(birth_date=years_ago(years))
+        assert not p.is_under_consent_age or p.is_minor
+
+
+# --- categories ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("category", list(PopulationCategory), ids=lambda c: c.value)
+def test_category_sensitivity(category: PopulationCategory) -> None:
+    assert category.sensitive is (category in EXPECTED_SENSITIVE)
+
+
+def test_sensitive_set_matches_expectation() -> None:
+    assert SENSITIVE_CATEGORIES == EXPECTED_SENSITIVE
+    assert not any(
+        c.sensitive
+        for c in (
+            PopulationCategory.STUDENT,
+            PopulationCategory.LOW_INCOME,
+            PopulationCategory.ELDERLY_ALONE,
+            PopulationCategory.LEFT_BEHIND_CHILD,
+        )
+    )
+
+
+def test_new_person_has_no_categories() -> None:
+    p = person()
+    assert p.categories == []
+    assert p.sensitive_categories == []
+
+
+def test_categories_split_into_basic_and_sensitive() -> None:
+    p = person()
+    p.set_categories(
+        {
+            PopulationCategory.STUDENT,
+            PopulationCategory.PETITIONER,
+            PopulationCategory.LOW_INCOME,
+            PopulationCategory.VIOLENCE_VICTIM,
+        }
+    )
+    assert p.categories == [PopulationCategory.LOW_INCOME, PopulationCategory.STUDENT]
+    assert p.sensitive_categories == [
+        PopulationCategory.PETITIONER,
+        PopulationCategory.VIOLENCE_VICTIM,
+    ]
+
+
+def test_every_category_lands_in_exactly_one_list() -> None:
+    p = person()
+    p.set_categories(set(PopulationCategory))
+    assert set(p.categories) | set(p.sensitive_categories) == set(PopulationCategory)
+    assert not set(p.categories) & set(p.sensitive_categories)
+    assert set(p.sensitive_categories) == EXPECTED_SENSITIVE
+    assert all(not c.sensitive for c in p.categories)
+
+
+def test_only_sensitive_categories_leave_basic_list_empty() -> None:
+    p = person()
+    p.set_categories({PopulationCategory.SEVERE_MENTAL_DISORDER})
+    assert p.categories == []
+    assert p.sensitive_categories == [PopulationCategory.SEVERE_MENTAL_DISORDER]
+
+
+def test_set_categories_replaces_and_keeps_existing_rows() -> None:
+    p = person()
+    p.set_categories({PopulationCategory.STUDENT, PopulationCategory.DISABLED})
+    kept = next(r for r in p.category_rows if r.category is PopulationCategory.STUDENT)
+    p.set_categories({PopulationCategory.STUDENT, PopulationCategory.PETITIONER})
+    assert p.categories == [PopulationCategory.STUDENT]
+    assert p.sensitive_categories == [PopulationCategory.PETITIONER]
+    assert any(r is kept for r in p.category_rows)
+    assert all(isinstance(r, PersonCategory) for r in p.category_rows)
+    p.set_categories(set())
+    assert p.categories == [] and p.sensitive_categories == []
+
+
+def test_derived_values_are_classified_for_disclosure() -> None:
+    assert Person.derived_field_classes["masked_name"] is FieldClass.BASIC
+    assert Person.derived_field_classes["categories"] is FieldClass.BASIC
+    assert Person.derived_field_classes["sensitive_categories"] is FieldClass.SENSITIVE_CATEGORY
