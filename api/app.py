@@ -68,8 +68,14 @@ class BodyLimit:
             length = dict(scope.get("headers", [])).get(b"content-length")
             if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
                 await JSONResponse(
-                    {"errors": [{"message": "请求过大 (request too large)",
-                                 "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]},
+                    {
+                        "errors": [
+                            {
+                                "message": "请求过大 (request too large)",
+                                "extensions": {"code": "PAYLOAD_TOO_LARGE"},
+                            }
+                        ]
+                    },
                     status_code=413,
                 )(scope, receive, send)
                 return

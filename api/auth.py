@@ -6,11 +6,16 @@ request rather than when the token expires.
 
 from __future__ import annotations
 
-from starlette.authentication import AuthCredentials, AuthenticationBackend, AuthenticationError, BaseUser
-from starlette.requests import HTTPConnection
-from starlette.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.authentication import (
+    AuthCredentials,
+    AuthenticationBackend,
+    AuthenticationError,
+    BaseUser,
+)
+from starlette.requests import HTTPConnection
+from starlette.responses import JSONResponse
 
 from api.tokens import InvalidToken, TokenService
 from authz.subject import Subject

@@ -25,7 +25,9 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 class Unauthenticated(StrawberryGraphQLError):
     def __init__(self) -> None:
-        super().__init__("请先登录 (authentication required)", extensions={"code": "UNAUTHENTICATED"})
+        super().__init__(
+            "请先登录 (authentication required)", extensions={"code": "UNAUTHENTICATED"}
+        )
 
 
 @dataclass

@@ -1,1 +1,1 @@
-"""The access log: every disclosure the gate makes, written in one batch per request, fail-closed."""
+"""The access log: every disclosure the gate makes, one batch per request, fail-closed."""

@@ -23,9 +23,13 @@ class AccessEvent(Base):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     request_id: Mapped[str] = mapped_column(String(64), index=True)
     operation: Mapped[str | None] = mapped_column(String(100))
-    actor_staff_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
+    actor_staff_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite")
+    )
     actor_username: Mapped[str] = mapped_column(String(64))
-    actor_unit_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
+    actor_unit_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite")
+    )
     actor_roles: Mapped[str] = mapped_column(String(200))
     token_id: Mapped[str | None] = mapped_column(String(64))
     purpose: Mapped[str] = mapped_column(String(32))

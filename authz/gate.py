@@ -169,13 +169,16 @@ class Gate:
         out: list[Visible[M]] = []
         for row in result.all():
             rels = frozenset(
-                Relation(name[4:]) for name, flag in zip(relation_names, row[1:], strict=False)
+                Relation(name[4:])
+                for name, flag in zip(relation_names, row[1:], strict=False)
                 if flag
             )
             out.append(Visible(row[0], rels, entity))
         return out
 
-    def _conditions(self, model: type[Base], filters: Sequence[Filter]) -> list[ColumnElement[bool]]:
+    def _conditions(
+        self, model: type[Base], filters: Sequence[Filter]
+    ) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = []
         for f in filters:
             self._check_usable(model, f.column, "筛选")
@@ -192,7 +195,9 @@ class Gate:
                 raise ValueError(f"unknown filter op {f.op}")
         return conditions
 
-    def _check_usable(self, model: type[Base], column: InstrumentedAttribute[Any], verb: str) -> None:
+    def _check_usable(
+        self, model: type[Base], column: InstrumentedAttribute[Any], verb: str
+    ) -> None:
         """Filtering or ordering on a class is an inference channel unless that class is readable
         under every relation that makes rows of this entity visible (HAPI FHIR #6065)."""
         entity = entity_of(model)
@@ -206,7 +211,10 @@ class Gate:
         if not ok:
             self._sink.record(
                 Disclosure(
-                    AccessKind.DENIED, entity.value, None, redacted=(column.key,),
+                    AccessKind.DENIED,
+                    entity.value,
+                    None,
+                    redacted=(column.key,),
                     reason=f"{'filter' if verb == '筛选' else 'order'}_on_unreadable_class",
                 )
             )
@@ -350,7 +358,10 @@ class Gate:
     # -- writing ---------------------------------------------------------------------------
 
     async def for_write(self, model: type[M], record_id: int, action: str) -> Visible[M]:
-        """Load a record to change it: not visible → NotFound; visible but not allowed → Forbidden."""
+        """Load a record to change it.
+
+        Not visible → NotFound; visible but the action not allowed → Forbidden.
+        """
         visible = (await self.by_ids(model, [record_id])).get(record_id)
         if visible is None:
             raise NotFound()
@@ -367,9 +378,7 @@ class Gate:
     ) -> Relation:
         relation = self.may(entity, action, relations)
         if relation is None:
-            self._sink.record(
-                Disclosure(AccessKind.DENIED, entity.value, record_id, reason=action)
-            )
+            self._sink.record(Disclosure(AccessKind.DENIED, entity.value, record_id, reason=action))
             raise Forbidden()
         return relation
 
@@ -407,11 +416,13 @@ class Gate:
     ) -> None:
         self._sink.record(
             Disclosure(
-                AccessKind.WRITE, entity.value, record_id, fields=tuple(sorted(fields)),
+                AccessKind.WRITE,
+                entity.value,
+                record_id,
+                fields=tuple(sorted(fields)),
                 reason=action,
             )
         )
-
 
 
 # -- cursors -----------------------------------------------------------------------------------
@@ -438,7 +449,10 @@ def _decode_cursor(cursor: str, order: Order) -> tuple[Any, int]:
     if key != order.key or not isinstance(row_id, int) or isinstance(row_id, bool):
         raise bad
     column_type = order.column.property.columns[0].type
-    if isinstance(column_type, DateTime) or getattr(column_type, "impl", None).__class__ is DateTime:
+    if (
+        isinstance(column_type, DateTime)
+        or getattr(column_type, "impl", None).__class__ is DateTime
+    ):
         try:
             value = datetime.fromisoformat(value)
         except (TypeError, ValueError):
@@ -451,4 +465,3 @@ def _decode_cursor(cursor: str, order: Order) -> tuple[Any, int]:
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
-

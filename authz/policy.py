@@ -56,7 +56,7 @@ class Policy:
         )
 
     def row_relations(self, roles: Iterable[Role], entity: Entity) -> frozenset[Relation]:
-        """Relations under which ``roles`` may read anything at all of ``entity``: the rows to fetch."""
+        """Relations under which ``roles`` may read anything of ``entity``: the rows to fetch."""
         roles = tuple(roles)
         return frozenset(r for r in Relation if self.readable(roles, entity, (r,)))
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
-
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, false, or_, select, true
@@ -39,9 +38,13 @@ CREATOR_WINDOW = timedelta(hours=24)
 
 
 def _select(*columns: Any) -> Select[Any]:
-    """An uncorrelated subquery: relation predicates are id lists, never correlated to the outer
-    query (auto-correlation against a same-table outer query would silently change their meaning)."""
+    """An uncorrelated subquery.
+
+    Relation predicates are id lists, never correlated to the outer query: auto-correlation
+    against a same-table outer query would silently change their meaning.
+    """
     return select(*columns).correlate(None)
+
 
 Predicates = dict[Relation, ColumnElement[bool]]
 
@@ -74,7 +77,9 @@ class RelationCompiler:
         return _select(m.Case.id).where(
             or_(
                 m.Case.lead_unit_id == s.unit_id,
-                m.Case.id.in_(_select(m.CaseCoUnit.case_id).where(m.CaseCoUnit.unit_id == s.unit_id)),
+                m.Case.id.in_(
+                    _select(m.CaseCoUnit.case_id).where(m.CaseCoUnit.unit_id == s.unit_id)
+                ),
                 m.Case.id.in_(
                     _select(m.CaseAssignment.case_id).where(
                         m.CaseAssignment.staff_id == s.staff_id,

@@ -16,7 +16,7 @@ class Subject:
     unit_path: str | None
     """Materialised path of the staff member's own unit (team membership)."""
     jurisdiction_path: str | None
-    """Path of the area the unit serves. ``None`` means no jurisdiction at all — never "everything"."""
+    """Path of the area the unit serves. ``None`` means no jurisdiction, never "everything"."""
     roles: frozenset[Role]
     token_id: str | None = None
 

@@ -85,9 +85,7 @@ class Case(Protected, Base):
     closed_at: Mapped[datetime | None] = mapped_column(
         UTCDateTime, info=classified(FieldClass.CASE_ADMIN)
     )
-    closure_outcome: Mapped[str | None] = mapped_column(
-        Text, info=classified(FieldClass.NARRATIVE)
-    )
+    closure_outcome: Mapped[str | None] = mapped_column(Text, info=classified(FieldClass.NARRATIVE))
     created_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
 
     def transition(self, to: CaseStatus, *, reason: str | None, at: datetime) -> CaseStatusChange:

@@ -28,7 +28,7 @@ class FieldClass(StrEnum):
 
 
 def classified(field_class: FieldClass) -> dict[str, Any]:
-    """The ``info`` mapping for a column of this class: ``mapped_column(..., info=classified(...))``."""
+    """The ``info`` mapping for a column of this class (``mapped_column(..., info=...)``)."""
     return {"field_class": field_class}
 
 

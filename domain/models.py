@@ -13,7 +13,23 @@ from domain.staff import Staff, StaffRole
 from domain.units import Unit
 
 __all__ = [
-    "Alert", "Assessment", "Base", "Case", "CaseAssignment", "CaseCoUnit", "CaseStatusChange",
-    "Consent", "Family", "FamilyMember", "Guardianship", "Intervention", "Person",
-    "PersonCategory", "Referral", "Staff", "StaffRole", "Unit", "VolunteerLink",
+    "Alert",
+    "Assessment",
+    "Base",
+    "Case",
+    "CaseAssignment",
+    "CaseCoUnit",
+    "CaseStatusChange",
+    "Consent",
+    "Family",
+    "FamilyMember",
+    "Guardianship",
+    "Intervention",
+    "Person",
+    "PersonCategory",
+    "Referral",
+    "Staff",
+    "StaffRole",
+    "Unit",
+    "VolunteerLink",
 ]

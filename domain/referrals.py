@@ -32,16 +32,12 @@ class Referral(Protected, Base):
         ForeignKey("units.id"), index=True, info=classified(FieldClass.CASE_ADMIN)
     )
     purpose: Mapped[str] = mapped_column(String(200), info=classified(FieldClass.CASE_ADMIN))
-    shared_classes: Mapped[str] = mapped_column(
-        String(200), info=classified(FieldClass.CASE_ADMIN)
-    )
+    shared_classes: Mapped[str] = mapped_column(String(200), info=classified(FieldClass.CASE_ADMIN))
     status: Mapped[ReferralStatus] = mapped_column(
         enum_column(ReferralStatus), index=True, info=classified(FieldClass.CASE_ADMIN)
     )
     consent_id: Mapped[int | None] = mapped_column(ForeignKey("consents.id"))
-    override_reason: Mapped[str | None] = mapped_column(
-        Text, info=classified(FieldClass.NARRATIVE)
-    )
+    override_reason: Mapped[str | None] = mapped_column(Text, info=classified(FieldClass.NARRATIVE))
     """Why a high-risk case was referred without consent."""
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, info=classified(FieldClass.CASE_ADMIN)

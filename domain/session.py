@@ -14,7 +14,12 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from domain.base import Protected
@@ -52,8 +57,11 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 @asynccontextmanager
 async def system_session(engine: AsyncEngine, *, reason: str) -> AsyncIterator[AsyncSession]:
-    """A session allowed to bypass row scoping, for operator tasks only. ``reason`` is required so
-    every bypass names its purpose; request handlers never open one (an architecture test checks)."""
+    """A session allowed to bypass row scoping, for operator tasks only.
+
+    ``reason`` is required so every bypass names its purpose; request handlers never open one
+    (an architecture test checks).
+    """
     if not reason:
         raise ValueError("a system session needs a reason")
     async with session_factory(engine)() as session:

@@ -1,7 +1,7 @@
 """Units: the organisation tree (district → street → community → grid, plus agencies).
 
 Jurisdiction checks are subtree checks, asked on every request, so the tree is stored as a
-materialised path (``/1/4/9/``): "is X under Y" is a prefix match on an indexed column, no recursion.
+materialised path (``/1/4/9/``): "is X under Y" is a prefix match on an indexed column.
 Functional units (a police station, a school) are not areas themselves; ``area_unit_id`` names the
 area whose subtree they serve.
 """

@@ -37,9 +37,7 @@ class ResidentId:
         try:
             born = date(int(text[6:10]), int(text[10:12]), int(text[12:14]))
         except ValueError:
-            raise DomainError(
-                ErrorCode.INVALID_ID_NUMBER, "身份证号码中的出生日期无效"
-            ) from None
+            raise DomainError(ErrorCode.INVALID_ID_NUMBER, "身份证号码中的出生日期无效") from None
         if born > (today or date.today()) or born.year < 1900:
             raise DomainError(ErrorCode.INVALID_ID_NUMBER, "身份证号码中的出生日期无效")
         if id_check_char(text[:17]) != text[17]:

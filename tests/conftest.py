@@ -130,7 +130,9 @@ async def _make_api(backend: str, root: Path) -> tuple[Api, str | None]:
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-async def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
+async def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Api]:
     root = tmp_path_factory.mktemp(request.param)
     made, pg_name = await _make_api(request.param, root)
     yield made
@@ -152,4 +154,3 @@ async def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
     url, name = await _fresh_postgres(admin)
     yield url
     await _drop_postgres(admin, name)
-

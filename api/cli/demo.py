@@ -74,16 +74,29 @@ class Generator:
     def phone(self) -> str:
         return f"1{self.rng.choice('3456789')}{self.rng.randint(0, 999_999_999):09d}"
 
-    def person(self, residence: int, *, min_age: int, max_age: int, school: int | None = None,
-               categories: Sequence[PopulationCategory] = ()) -> dict[str, Any]:
+    def person(
+        self,
+        residence: int,
+        *,
+        min_age: int,
+        max_age: int,
+        school: int | None = None,
+        categories: Sequence[PopulationCategory] = (),
+    ) -> dict[str, Any]:
         gender = self.rng.choice((Gender.MALE, Gender.FEMALE))
         born = self.birth(min_age, max_age)
         name = self.fake.name_male() if gender is Gender.MALE else self.fake.name_female()
         return {
-            "name": name, "gender": gender, "birth_date": born,
-            "id_number": self.id_number(born, gender), "phone": self.phone(),
-            "address": self.fake.street_address(), "residence_unit_id": residence,
-            "school_unit_id": school, "created_at": self.now, "_categories": list(categories),
+            "name": name,
+            "gender": gender,
+            "birth_date": born,
+            "id_number": self.id_number(born, gender),
+            "phone": self.phone(),
+            "address": self.fake.street_address(),
+            "residence_unit_id": residence,
+            "school_unit_id": school,
+            "created_at": self.now,
+            "_categories": list(categories),
         }
 
 
@@ -115,8 +128,12 @@ ACCOUNTS: list[tuple[str, str, str, Role]] = [
 async def _add_unit(
     s: AsyncSession, name: str, kind: UnitKind, parent: m.Unit | None, area: m.Unit | None = None
 ) -> m.Unit:
-    unit = m.Unit(name=name, kind=kind, parent_id=parent.id if parent else None,
-                  area_unit_id=area.id if area else None)
+    unit = m.Unit(
+        name=name,
+        kind=kind,
+        parent_id=parent.id if parent else None,
+        area_unit_id=area.id if area else None,
+    )
     s.add(unit)
     await s.flush()
     unit.place_under(parent)
@@ -135,11 +152,15 @@ async def build_district(s: AsyncSession) -> District:
             u[f"community:{len(d.communities)}"] = community
             u[f"grid:{len(d.communities)}"] = grid
             d.communities.append({"community": community.id, "grid": grid.id, "street": street.id})
-        u[f"police:{key}"] = await _add_unit(s, f"{name[:2]}派出所", UnitKind.POLICE_STATION, street, street)
+        u[f"police:{key}"] = await _add_unit(
+            s, f"{name[:2]}派出所", UnitKind.POLICE_STATION, street, street
+        )
     donghu = u["street:donghu"]
     u["school1"] = await _add_unit(s, "示范区实验小学", UnitKind.SCHOOL, donghu, donghu)
     u["school2"] = await _add_unit(s, "示范区第二中学", UnitKind.SCHOOL, donghu, donghu)
-    u["health_centre"] = await _add_unit(s, "东湖社区卫生服务中心", UnitKind.HEALTH_CENTRE, donghu, donghu)
+    u["health_centre"] = await _add_unit(
+        s, "东湖社区卫生服务中心", UnitKind.HEALTH_CENTRE, donghu, donghu
+    )
     u["social_station"] = await _add_unit(s, "东湖街道社工站", UnitKind.BUREAU, donghu, donghu)
     for key, name, kind in (
         ("mental_health_centre", "示范区精神卫生中心", UnitKind.MENTAL_HEALTH_CENTRE),
@@ -158,8 +179,12 @@ async def build_district(s: AsyncSession) -> District:
     await s.flush()
     d.units = {k: v.id for k, v in u.items()}
     for username, display, unit_key, role in ACCOUNTS:
-        staff = m.Staff(username=username, display_name=display, unit_id=d.units[unit_key],
-                        role_rows=[m.StaffRole(role=role)])
+        staff = m.Staff(
+            username=username,
+            display_name=display,
+            unit_id=d.units[unit_key],
+            role_rows=[m.StaffRole(role=role)],
+        )
         s.add(staff)
         await s.flush()
         d.staff[username] = staff.id
@@ -170,9 +195,10 @@ async def _insert(s: AsyncSession, model: type, rows: list[dict[str, Any]]) -> l
     """Multi-row INSERT ... RETURNING id, in order; a few statements per thousand rows."""
     ids: list[int] = []
     for start in range(0, len(rows), BATCH):
-        chunk = rows[start:start + BATCH]
+        chunk = rows[start : start + BATCH]
         result = await s.execute(
-            insert(model).returning(model.id, sort_by_parameter_order=True), chunk  # type: ignore[attr-defined]
+            insert(model).returning(model.id, sort_by_parameter_order=True),
+            chunk,  # type: ignore[attr-defined]
         )
         ids.extend(r[0] for r in result)
     return ids
@@ -192,7 +218,9 @@ class Batch:
     assignments: list[tuple[int, int]] = field(default_factory=list)  # case index, staff id
     interventions: list[dict[str, Any]] = field(default_factory=list)  # case index in "_case"
     alerts: list[dict[str, Any]] = field(default_factory=list)
-    referrals: list[dict[str, Any]] = field(default_factory=list)  # "_case"; "_consent" → person idx
+    referrals: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # "_case"; "_consent" → person idx
 
     def person(self, row: dict[str, Any]) -> int:
         self.persons.append(row)
@@ -203,7 +231,9 @@ class Batch:
         return len(self.families) - 1
 
 
-def routing(d: District, c: dict[str, int], street_key: str, risk: RiskLevel) -> tuple[int, list[int]]:
+def routing(
+    d: District, c: dict[str, int], street_key: str, risk: RiskLevel
+) -> tuple[int, list[int]]:
     """Lead and co-handling units by tier (seed 001): high → police + health + community;
     medium → governance centre; low → the community grid team."""
     if risk is RiskLevel.HIGH:
@@ -213,13 +243,25 @@ def routing(d: District, c: dict[str, int], street_key: str, risk: RiskLevel) ->
     return c["grid"], []
 
 
-def _case(g: Generator, subject: int, area: int, risk: RiskLevel, lead: int,
-          status: CaseStatus = CaseStatus.ACTIVE, problem: str = "情绪低落，睡眠差") -> dict[str, Any]:
+def _case(
+    g: Generator,
+    subject: int,
+    area: int,
+    risk: RiskLevel,
+    lead: int,
+    status: CaseStatus = CaseStatus.ACTIVE,
+    problem: str = "情绪低落，睡眠差",
+) -> dict[str, Any]:
     return {
-        "_subject": subject, "area_unit_id": area, "source_channel": g.rng.choice(list(SourceChannel)),
-        "risk_level": risk, "status": status, "lead_unit_id": lead,
+        "_subject": subject,
+        "area_unit_id": area,
+        "source_channel": g.rng.choice(list(SourceChannel)),
+        "risk_level": risk,
+        "status": status,
+        "lead_unit_id": lead,
         "presenting_problem": f"{problem}（演示数据{g.rng.randint(1000, 9999)}）",
-        "support_plan": "每两周随访一次", "diagnosis": None,
+        "support_plan": "每两周随访一次",
+        "diagnosis": None,
         "opened_at": g.now - timedelta(days=g.rng.randint(1, 400)),
     }
 
@@ -232,31 +274,71 @@ def fixed_records(g: Generator, d: District) -> Batch:
         grid = c["grid"]
         school2 = d.units["school2"] if street_key == "donghu" else None
         adult = b.person(g.person(grid, min_age=25, max_age=55))
-        b.person(g.person(grid, min_age=15, max_age=17, school=school2,
-                          categories=[PopulationCategory.STUDENT]))
-        child = b.person(g.person(grid, min_age=8, max_age=12, school=d.units["school1"],
-                                  categories=[PopulationCategory.STUDENT,
-                                              PopulationCategory.LEFT_BEHIND_CHILD]))
-        guardian = b.person(g.person(grid, min_age=60, max_age=70,
-                                     categories=[PopulationCategory.ELDERLY_ALONE]))
+        b.person(
+            g.person(
+                grid,
+                min_age=15,
+                max_age=17,
+                school=school2,
+                categories=[PopulationCategory.STUDENT],
+            )
+        )
+        child = b.person(
+            g.person(
+                grid,
+                min_age=8,
+                max_age=12,
+                school=d.units["school1"],
+                categories=[PopulationCategory.STUDENT, PopulationCategory.LEFT_BEHIND_CHILD],
+            )
+        )
+        guardian = b.person(
+            g.person(grid, min_age=60, max_age=70, categories=[PopulationCategory.ELDERLY_ALONE])
+        )
         b.guardians.append((child, guardian))
         # 失独 family: two bereaved parents, a linked volunteer, the family-planning association.
-        f = b.family({"residence_unit_id": grid, "special_type": SpecialFamilyType.BEREAVED_ONLY_CHILD,
-                      "circumstances": "独生子女因病去世，夫妻二人独居（演示数据）", "created_at": g.now})
+        f = b.family(
+            {
+                "residence_unit_id": grid,
+                "special_type": SpecialFamilyType.BEREAVED_ONLY_CHILD,
+                "circumstances": "独生子女因病去世，夫妻二人独居（演示数据）",
+                "created_at": g.now,
+            }
+        )
         for rel in (MemberRelationship.HEAD, MemberRelationship.SPOUSE):
-            p = b.person(g.person(grid, min_age=58, max_age=72,
-                                  categories=[PopulationCategory.BEREAVED_ONLY_CHILD]))
+            p = b.person(
+                g.person(
+                    grid,
+                    min_age=58,
+                    max_age=72,
+                    categories=[PopulationCategory.BEREAVED_ONLY_CHILD],
+                )
+            )
             b.members.append((f, p, rel))
         b.links.append((f, d.staff["volunteer.li"]))
-        smd = b.person(g.person(grid, min_age=30, max_age=60,
-                                categories=[PopulationCategory.SEVERE_MENTAL_DISORDER]))
-        low_income = b.person(g.person(grid, min_age=40, max_age=65,
-                                       categories=[PopulationCategory.LOW_INCOME]))
+        smd = b.person(
+            g.person(
+                grid, min_age=30, max_age=60, categories=[PopulationCategory.SEVERE_MENTAL_DISORDER]
+            )
+        )
+        low_income = b.person(
+            g.person(grid, min_age=40, max_age=65, categories=[PopulationCategory.LOW_INCOME])
+        )
         # Cases: high (a minor student), medium, low, severe mental disorder, referred to partner.
-        minor_student = b.person(g.person(grid, min_age=14, max_age=16, school=school2,
-                                          categories=[PopulationCategory.STUDENT]))
-        for subject, risk in ((minor_student, RiskLevel.HIGH), (adult, RiskLevel.MEDIUM),
-                              (low_income, RiskLevel.LOW)):
+        minor_student = b.person(
+            g.person(
+                grid,
+                min_age=14,
+                max_age=16,
+                school=school2,
+                categories=[PopulationCategory.STUDENT],
+            )
+        )
+        for subject, risk in (
+            (minor_student, RiskLevel.HIGH),
+            (adult, RiskLevel.MEDIUM),
+            (low_income, RiskLevel.LOW),
+        ):
             lead, co = routing(d, c, street_key, risk)
             b.cases.append(_case(g, subject, grid, risk, lead))
             ci = len(b.cases) - 1
@@ -268,30 +350,58 @@ def fixed_records(g: Generator, d: District) -> Batch:
             if risk is RiskLevel.HIGH and street_key == "donghu":
                 b.assignments += [(ci, d.staff["teacher.school2"]), (ci, d.staff["counselor"])]
             b.interventions.append(_intervention(g, ci, lead, InterventionKind.HOME_VISIT))
-        smd_case = _case(g, smd, grid, RiskLevel.MEDIUM, d.units["mental_health_centre"],
-                         problem="病情稳定，规律服药")
+        smd_case = _case(
+            g,
+            smd,
+            grid,
+            RiskLevel.MEDIUM,
+            d.units["mental_health_centre"],
+            problem="病情稳定，规律服药",
+        )
         smd_case["diagnosis"] = "F20 精神分裂症（演示数据）"
         b.cases.append(smd_case)
         b.assignments.append((len(b.cases) - 1, d.staff["psychiatrist"]))
         referred = b.person(g.person(grid, min_age=20, max_age=50))
         lead, _ = routing(d, c, street_key, RiskLevel.LOW)
         b.cases.append(_case(g, referred, grid, RiskLevel.LOW, lead, problem="婚姻家庭压力"))
-        b.referrals.append({"_case": len(b.cases) - 1, "_consent": referred, "from_unit_id": lead,
-                            "to_unit_id": d.units["partner"], "purpose": "心理咨询服务",
-                            "shared_classes": "basic,case_admin,narrative",
-                            "status": ReferralStatus.ACCEPTED})
-        b.alerts.append({"_person": minor_student, "channel": SourceChannel.HOTLINE_96525,
-                         "risk_level": RiskLevel.HIGH, "summary": "来电反映学生有自伤念头（演示数据）",
-                         "area_unit_id": grid, "target_unit_id": grid, "status": AlertStatus.OPEN,
-                         "created_by_staff_id": d.staff["hotline"]})
+        b.referrals.append(
+            {
+                "_case": len(b.cases) - 1,
+                "_consent": referred,
+                "from_unit_id": lead,
+                "to_unit_id": d.units["partner"],
+                "purpose": "心理咨询服务",
+                "shared_classes": "basic,case_admin,narrative",
+                "status": ReferralStatus.ACCEPTED,
+            }
+        )
+        b.alerts.append(
+            {
+                "_person": minor_student,
+                "channel": SourceChannel.HOTLINE_96525,
+                "risk_level": RiskLevel.HIGH,
+                "summary": "来电反映学生有自伤念头（演示数据）",
+                "area_unit_id": grid,
+                "target_unit_id": grid,
+                "status": AlertStatus.OPEN,
+                "created_by_staff_id": d.staff["hotline"],
+            }
+        )
     return b
 
 
-def _intervention(g: Generator, case_index: int, unit: int, kind: InterventionKind) -> dict[str, Any]:
-    return {"_case": case_index, "kind": kind, "unit_id": unit, "staff_id": None,
-            "performed_at": g.now - timedelta(days=g.rng.randint(0, 60)),
-            "notes": f"入户走访，情绪较前平稳（演示数据{g.rng.randint(1000, 9999)}）",
-            "outcome": "继续随访"}
+def _intervention(
+    g: Generator, case_index: int, unit: int, kind: InterventionKind
+) -> dict[str, Any]:
+    return {
+        "_case": case_index,
+        "kind": kind,
+        "unit_id": unit,
+        "staff_id": None,
+        "performed_at": g.now - timedelta(days=g.rng.randint(0, 60)),
+        "notes": f"入户走访，情绪较前平稳（演示数据{g.rng.randint(1000, 9999)}）",
+        "outcome": "继续随访",
+    }
 
 
 def synthetic(g: Generator, d: District, count: int) -> Batch:
@@ -305,23 +415,39 @@ def synthetic(g: Generator, d: District, count: int) -> Batch:
         street_key = "donghu" if c["street"] == d.units["street:donghu"] else "xishan"
         grid = c["grid"]
         shidu = rng.random() < 0.01
-        f = b.family({"residence_unit_id": grid, "created_at": g.now,
-                      "special_type": SpecialFamilyType.BEREAVED_ONLY_CHILD if shidu else None,
-                      "circumstances": "失独家庭（演示数据）" if shidu else None})
+        f = b.family(
+            {
+                "residence_unit_id": grid,
+                "created_at": g.now,
+                "special_type": SpecialFamilyType.BEREAVED_ONLY_CHILD if shidu else None,
+                "circumstances": "失独家庭（演示数据）" if shidu else None,
+            }
+        )
         adults = 1 if shidu else rng.choice((1, 2, 2, 2))
         for i in range(adults):
             cats = [PopulationCategory.BEREAVED_ONLY_CHILD] if shidu else _adult_categories(rng)
-            p = b.person(g.person(grid, min_age=60 if shidu else 22, max_age=85 if shidu else 75,
-                                  categories=cats))
-            b.members.append((f, p, MemberRelationship.HEAD if i == 0 else MemberRelationship.SPOUSE))
+            p = b.person(
+                g.person(
+                    grid, min_age=60 if shidu else 22, max_age=85 if shidu else 75, categories=cats
+                )
+            )
+            b.members.append(
+                (f, p, MemberRelationship.HEAD if i == 0 else MemberRelationship.SPOUSE)
+            )
             _maybe_case(g, b, d, c, street_key, p)
         if not shidu:
             for _ in range(rng.choice((0, 1, 1, 2))):
                 minor = rng.random() < 0.55
                 school = rng.choice((d.units["school1"], d.units["school2"])) if minor else None
-                p = b.person(g.person(grid, min_age=6 if minor else 18, max_age=17 if minor else 30,
-                                      school=school,
-                                      categories=[PopulationCategory.STUDENT] if minor else []))
+                p = b.person(
+                    g.person(
+                        grid,
+                        min_age=6 if minor else 18,
+                        max_age=17 if minor else 30,
+                        school=school,
+                        categories=[PopulationCategory.STUDENT] if minor else [],
+                    )
+                )
                 b.members.append((f, p, MemberRelationship.CHILD))
                 _maybe_case(g, b, d, c, street_key, p)
     return b
@@ -338,13 +464,16 @@ def _adult_categories(rng: random.Random) -> list[PopulationCategory]:
     return []
 
 
-def _maybe_case(g: Generator, b: Batch, d: District, c: dict[str, int], street_key: str,
-                person: int) -> None:
+def _maybe_case(
+    g: Generator, b: Batch, d: District, c: dict[str, int], street_key: str, person: int
+) -> None:
     if g.rng.random() >= 0.06:
         return
     risk = g.rng.choices((RiskLevel.HIGH, RiskLevel.MEDIUM, RiskLevel.LOW), (1, 3, 6))[0]
     lead, co = routing(d, c, street_key, risk)
-    status = g.rng.choice((CaseStatus.ACTIVE, CaseStatus.ACTIVE, CaseStatus.MONITORING, CaseStatus.ASSESSING))
+    status = g.rng.choice(
+        (CaseStatus.ACTIVE, CaseStatus.ACTIVE, CaseStatus.MONITORING, CaseStatus.ASSESSING)
+    )
     b.cases.append(_case(g, person, c["grid"], risk, lead, status))
     ci = len(b.cases) - 1
     b.co_units += [(ci, u) for u in co]
@@ -355,47 +484,86 @@ def _maybe_case(g: Generator, b: Batch, d: District, c: dict[str, int], street_k
 async def write_batch(s: AsyncSession, g: Generator, b: Batch) -> None:
     categories = [p.pop("_categories") for p in b.persons]
     person_ids = await _insert(s, m.Person, b.persons)
-    cat_rows = [{"person_id": pid, "category": c} for pid, cats in zip(person_ids, categories) for c in cats]
+    pairs = zip(person_ids, categories, strict=True)
+    cat_rows = [{"person_id": pid, "category": c} for pid, cats in pairs for c in cats]
     if cat_rows:
         await s.execute(insert(m.PersonCategory), cat_rows)
     family_ids = await _insert(s, m.Family, b.families) if b.families else []
     if b.members:
-        await s.execute(insert(m.FamilyMember), [
-            {"family_id": family_ids[f], "person_id": person_ids[p], "relationship": r}
-            for f, p, r in b.members])
+        await s.execute(
+            insert(m.FamilyMember),
+            [
+                {"family_id": family_ids[f], "person_id": person_ids[p], "relationship": r}
+                for f, p, r in b.members
+            ],
+        )
     if b.guardians:
-        await s.execute(insert(m.Guardianship), [
-            {"ward_id": person_ids[w], "guardian_id": person_ids[gd],
-             "relationship": GuardianRelationship.GRANDPARENT} for w, gd in b.guardians])
+        await s.execute(
+            insert(m.Guardianship),
+            [
+                {
+                    "ward_id": person_ids[w],
+                    "guardian_id": person_ids[gd],
+                    "relationship": GuardianRelationship.GRANDPARENT,
+                }
+                for w, gd in b.guardians
+            ],
+        )
     if b.links:
-        await s.execute(insert(m.VolunteerLink), [
-            {"family_id": family_ids[f], "staff_id": st, "active": True} for f, st in b.links])
+        await s.execute(
+            insert(m.VolunteerLink),
+            [{"family_id": family_ids[f], "staff_id": st, "active": True} for f, st in b.links],
+        )
     for row in b.cases:
         row["subject_id"] = person_ids[row.pop("_subject")]
     case_ids = await _insert(s, m.Case, b.cases) if b.cases else []
     if b.co_units:
-        await s.execute(insert(m.CaseCoUnit), [
-            {"case_id": case_ids[ci], "unit_id": u} for ci, u in b.co_units])
+        await s.execute(
+            insert(m.CaseCoUnit), [{"case_id": case_ids[ci], "unit_id": u} for ci, u in b.co_units]
+        )
     if b.assignments:
-        await s.execute(insert(m.CaseAssignment), [
-            {"case_id": case_ids[ci], "staff_id": st, "assigned_at": g.now} for ci, st in b.assignments])
+        await s.execute(
+            insert(m.CaseAssignment),
+            [
+                {"case_id": case_ids[ci], "staff_id": st, "assigned_at": g.now}
+                for ci, st in b.assignments
+            ],
+        )
     for row in b.interventions:
         row["case_id"] = case_ids[row.pop("_case")]
     for start in range(0, len(b.interventions), BATCH):
-        await s.execute(insert(m.Intervention), b.interventions[start:start + BATCH])
+        await s.execute(insert(m.Intervention), b.interventions[start : start + BATCH])
     for row in b.referrals:
         case_index, consenting = row.pop("_case"), row.pop("_consent")
-        consent = m.Consent(person_id=person_ids[consenting], given_by=ConsentGiver.SUBJECT,
-                            recipient_unit_id=row["to_unit_id"], purpose=row["purpose"],
-                            scope=row["shared_classes"], given_at=g.now)
+        consent = m.Consent(
+            person_id=person_ids[consenting],
+            given_by=ConsentGiver.SUBJECT,
+            recipient_unit_id=row["to_unit_id"],
+            purpose=row["purpose"],
+            scope=row["shared_classes"],
+            given_at=g.now,
+        )
         s.add(consent)
         await s.flush()
-        s.add(m.Referral(case_id=case_ids[case_index], consent_id=consent.id,
-                         created_at=g.now, responded_at=g.now, **row))
+        s.add(
+            m.Referral(
+                case_id=case_ids[case_index],
+                consent_id=consent.id,
+                created_at=g.now,
+                responded_at=g.now,
+                **row,
+            )
+        )
     for row in b.alerts:
         person = row.pop("_person")
-        s.add(m.Alert(person_id=person_ids[person], raised_at=g.now,
-                      ack_deadline=g.now + ACK_DEADLINES[row["risk_level"]], **row))
+        s.add(
+            m.Alert(
+                person_id=person_ids[person],
+                raised_at=g.now,
+                ack_deadline=g.now + ACK_DEADLINES[row["risk_level"]],
+                **row,
+            )
+        )
     await s.flush()
 
 
@@ -406,14 +574,19 @@ def chunks(total: int, size: int) -> Iterator[int]:
 
 
 async def load_demo(
-    engine: AsyncEngine, *, persons: int = 0, seed: int = 7,
+    engine: AsyncEngine,
+    *,
+    persons: int = 0,
+    seed: int = 7,
     progress: Callable[[int], None] | None = None,
 ) -> District:
     """Create the district (refuses if one exists) and ``persons`` synthetic persons."""
     g = Generator(seed)
     async with system_session(engine, reason="demo data load") as s:
         if (await s.execute(select(func.count()).select_from(m.Unit))).scalar_one():
-            raise DemoExists("the database already has units; demo data loads into an empty database")
+            raise DemoExists(
+                "the database already has units; demo data loads into an empty database"
+            )
         d = await build_district(s)
         await write_batch(s, g, fixed_records(g, d))
         await s.commit()

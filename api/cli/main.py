@@ -92,8 +92,13 @@ def downgrade(revision: str) -> None:
 
 
 @cli.command(help="Load the demo district and N synthetic persons into an empty database.")
-@click.option("--persons", default=0, show_default=True, type=click.IntRange(0, 5_000_000),
-              help="Synthetic persons to add, with families, cases and interventions.")
+@click.option(
+    "--persons",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 5_000_000),
+    help="Synthetic persons to add, with families, cases and interventions.",
+)
 @click.option("--seed", default=7, show_default=True, type=int, help="Random seed.")
 @click.option("--if-empty", is_flag=True, help="Do nothing (exit 0) if data is already loaded.")
 def demo(persons: int, seed: int, if_empty: bool) -> None:
@@ -105,8 +110,9 @@ def demo(persons: int, seed: int, if_empty: bool) -> None:
     async def go() -> None:
         engine = create_engine(settings.database_url)
         try:
-            with click.progressbar(length=persons, label="synthetic persons",
-                                   file=sys.stderr) as bar:
+            with click.progressbar(
+                length=persons, label="synthetic persons", file=sys.stderr
+            ) as bar:
                 await load_demo(engine, persons=persons, seed=seed, progress=bar.update)
         finally:
             await engine.dispose()
@@ -123,8 +129,12 @@ def demo(persons: int, seed: int, if_empty: bool) -> None:
 
 @cli.command(help="Print a bearer token for a staff account (an operator tool).")
 @click.argument("username")
-@click.option("--ttl", default=None, type=click.IntRange(60, 86_400),
-              help="Lifetime in seconds (default XINQIAO_TOKEN_TTL, 900).")
+@click.option(
+    "--ttl",
+    default=None,
+    type=click.IntRange(60, 86_400),
+    help="Lifetime in seconds (default XINQIAO_TOKEN_TTL, 900).",
+)
 def token(username: str, ttl: int | None) -> None:
     from api.tokens import TokenService
     from domain.session import create_engine, system_session
@@ -136,9 +146,11 @@ def token(username: str, ttl: int | None) -> None:
         engine = create_engine(settings.database_url)
         try:
             async with system_session(engine, reason="operator token issue") as s:
-                row = (await s.execute(
-                    select(Staff.id, Staff.active).where(Staff.username == username)
-                )).first()
+                row = (
+                    await s.execute(
+                        select(Staff.id, Staff.active).where(Staff.username == username)
+                    )
+                ).first()
         finally:
             await engine.dispose()
         return row[0] if row and row[1] else None
@@ -147,7 +159,9 @@ def token(username: str, ttl: int | None) -> None:
     if staff_id is None:
         raise click.ClickException(f"no active staff account named {username!r}")
     tokens = TokenService.from_key_dir(
-        settings.key_dir, issuer=settings.token_issuer, audience=settings.token_audience,
+        settings.key_dir,
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
         ttl_seconds=settings.token_ttl_seconds,
     )
     click.echo(tokens.issue(staff_id=staff_id, username=username, ttl_seconds=ttl))

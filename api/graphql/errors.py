@@ -35,7 +35,10 @@ class ApiError(StrawberryGraphQLError):
     def __init__(self, error: DomainError) -> None:
         super().__init__(
             error.message,
-            extensions={"code": error.code.value, **({"field": list(error.field)} if error.field else {})},
+            extensions={
+                "code": error.code.value,
+                **({"field": list(error.field)} if error.field else {}),
+            },
         )
 
 

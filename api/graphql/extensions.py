@@ -74,7 +74,9 @@ class SafeErrors(SchemaExtension):
             extensions["code"] = original.code.value
             if original.field:
                 extensions["field"] = list(original.field)
-            return GraphQLError(original.message, error.nodes, path=error.path, extensions=extensions)
+            return GraphQLError(
+                original.message, error.nodes, path=error.path, extensions=extensions
+            )
         if is_safe(error):
             extensions.setdefault("code", "BAD_REQUEST" if error.path is None else "ERROR")
             return GraphQLError(error.message, error.nodes, path=error.path, extensions=extensions)

@@ -41,9 +41,20 @@ from domain.errors import DomainError, ErrorCode
 NODE_TYPES: dict[str, Any] = {
     t.__strawberry_definition__.name: t
     for t in (
-        PersonType, GuardianType, FamilyType, FamilyMemberType, CaseType, AssignmentType,
-        StatusChangeType, InterventionType, AssessmentType, AlertType, ReferralType,
-        ConsentType, UnitType, StaffType,
+        PersonType,
+        GuardianType,
+        FamilyType,
+        FamilyMemberType,
+        CaseType,
+        AssignmentType,
+        StatusChangeType,
+        InterventionType,
+        AssessmentType,
+        AlertType,
+        ReferralType,
+        ConsentType,
+        UnitType,
+        StaffType,
     )
 }
 
@@ -192,12 +203,16 @@ def _dir(direction: OrderDirection) -> bool:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="Any object by its global ID; null if missing or not yours to see.")
+    @strawberry.field(
+        description="Any object by its global ID; null if missing or not yours to see."
+    )
     async def node(self, info: strawberry.Info, id: relay.GlobalID) -> relay.Node | None:
         return (await _nodes(info, [id]))[0]
 
     @strawberry.field(description="Several objects by global ID, in order; null where not visible.")
-    async def nodes(self, info: strawberry.Info, ids: list[relay.GlobalID]) -> list[relay.Node | None]:
+    async def nodes(
+        self, info: strawberry.Info, ids: list[relay.GlobalID]
+    ) -> list[relay.Node | None]:
         if len(ids) > ctx(info).settings.max_page_size:
             raise DomainError(ErrorCode.INVALID, "一次最多查询100个ID", ("ids",))
         return await _nodes(info, ids)
@@ -212,8 +227,12 @@ class Query:
 
     @strawberry.field
     async def persons(
-        self, info: strawberry.Info, first: int | None = None, after: str | None = None,
-        filter: PersonFilter | None = None, order_by: PersonOrder | None = None,
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        filter: PersonFilter | None = None,
+        order_by: PersonOrder | None = None,
     ) -> Connection[PersonType]:
         f = filter or PersonFilter()
         o = order_by or PersonOrder()
@@ -223,11 +242,16 @@ class Query:
             *_eq(m.Person.gender, f.gender),
         ]
         order = Order(getattr(m.Person, o.field.value), _dir(o.direction))
-        return await _connection(info, PersonType, order=order, first=first, after=after, filters=filters)
+        return await _connection(
+            info, PersonType, order=order, first=first, after=after, filters=filters
+        )
 
     @strawberry.field
     async def families(
-        self, info: strawberry.Info, first: int | None = None, after: str | None = None,
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
         filter: FamilyFilter | None = None,
     ) -> Connection[FamilyType]:
         f = filter or FamilyFilter()
@@ -236,12 +260,18 @@ class Query:
             *_eq(m.Family.special_type, f.special_type),
         ]
         order = Order(m.Family.created_at, descending=True)
-        return await _connection(info, FamilyType, order=order, first=first, after=after, filters=filters)
+        return await _connection(
+            info, FamilyType, order=order, first=first, after=after, filters=filters
+        )
 
     @strawberry.field
     async def cases(
-        self, info: strawberry.Info, first: int | None = None, after: str | None = None,
-        filter: CaseFilter | None = None, order_by: CaseOrder | None = None,
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        filter: CaseFilter | None = None,
+        order_by: CaseOrder | None = None,
     ) -> Connection[CaseType]:
         f = filter or CaseFilter()
         filters = [
@@ -255,11 +285,16 @@ class Query:
         if f.opened_before:
             filters.append(Filter(m.Case.opened_at, "lt", f.opened_before))
         order = Order(m.Case.opened_at, _dir((order_by or CaseOrder()).direction))
-        return await _connection(info, CaseType, order=order, first=first, after=after, filters=filters)
+        return await _connection(
+            info, CaseType, order=order, first=first, after=after, filters=filters
+        )
 
     @strawberry.field
     async def interventions(
-        self, info: strawberry.Info, first: int | None = None, after: str | None = None,
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
         filter: InterventionFilter | None = None,
     ) -> Connection[InterventionType]:
         f = filter or InterventionFilter()
@@ -267,12 +302,18 @@ class Query:
         if f.performed_after:
             filters.append(Filter(m.Intervention.performed_at, "gte", f.performed_after))
         order = Order(m.Intervention.performed_at, descending=True)
-        return await _connection(info, InterventionType, order=order, first=first, after=after, filters=filters)
+        return await _connection(
+            info, InterventionType, order=order, first=first, after=after, filters=filters
+        )
 
     @strawberry.field
     async def alerts(
-        self, info: strawberry.Info, first: int | None = None, after: str | None = None,
-        filter: AlertFilter | None = None, order_by: AlertOrder | None = None,
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        filter: AlertFilter | None = None,
+        order_by: AlertOrder | None = None,
     ) -> Connection[AlertType]:
         f = filter or AlertFilter()
         o = order_by or AlertOrder()
@@ -282,11 +323,16 @@ class Query:
             *_eq(m.Alert.target_unit_id, _unit_id(f.target_unit, "targetUnit")),
         ]
         order = Order(getattr(m.Alert, o.field.value), _dir(o.direction))
-        return await _connection(info, AlertType, order=order, first=first, after=after, filters=filters)
+        return await _connection(
+            info, AlertType, order=order, first=first, after=after, filters=filters
+        )
 
     @strawberry.field
     async def referrals(
-        self, info: strawberry.Info, first: int | None = None, after: str | None = None,
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
         filter: ReferralFilter | None = None,
     ) -> Connection[ReferralType]:
         f = filter or ReferralFilter()
@@ -295,11 +341,16 @@ class Query:
             *_eq(m.Referral.to_unit_id, _unit_id(f.to_unit, "toUnit")),
         ]
         order = Order(m.Referral.created_at, descending=True)
-        return await _connection(info, ReferralType, order=order, first=first, after=after, filters=filters)
+        return await _connection(
+            info, ReferralType, order=order, first=first, after=after, filters=filters
+        )
 
     @strawberry.field
     async def units(
-        self, info: strawberry.Info, first: int | None = None, after: str | None = None,
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
         filter: UnitFilter | None = None,
     ) -> Connection[UnitType]:
         f = filter or UnitFilter()
@@ -308,7 +359,9 @@ class Query:
             *_eq(m.Unit.parent_id, _unit_id(f.parent, "parent")),
         ]
         order = Order(m.Unit.name)
-        return await _connection(info, UnitType, order=order, first=first, after=after, filters=filters)
+        return await _connection(
+            info, UnitType, order=order, first=first, after=after, filters=filters
+        )
 
 
 async def _nodes(info: strawberry.Info, raw_ids: Sequence[relay.GlobalID]) -> list[Any]:
@@ -318,8 +371,10 @@ async def _nodes(info: strawberry.Info, raw_ids: Sequence[relay.GlobalID]) -> li
     decoded = [ids.decode(raw, field="id") for raw in raw_ids]
     return list(
         await asyncio.gather(
-            *(load_one(info, NODE_TYPES.get(name), number) if name in NODE_TYPES else _none()
-              for name, number in decoded)
+            *(
+                load_one(info, NODE_TYPES.get(name), number) if name in NODE_TYPES else _none()
+                for name, number in decoded
+            )
         )
     )
 

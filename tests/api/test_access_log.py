@@ -15,9 +15,11 @@ from tests.conftest import Api
 
 async def events_for(api: Api, request_id: str) -> list[AccessEvent]:
     async with system_session(api.engine, reason="test assertion") as s:
-        return list((await s.execute(
-            select(AccessEvent).where(AccessEvent.request_id == request_id)
-        )).scalars())
+        return list(
+            (
+                await s.execute(select(AccessEvent).where(AccessEvent.request_id == request_id))
+            ).scalars()
+        )
 
 
 async def test_reads_are_logged_with_fields_and_redactions(api: Api) -> None:
@@ -73,8 +75,11 @@ async def test_failed_log_rolls_back_a_mutation(api: Api, monkeypatch: pytest.Mo
         raise RuntimeError("log store down")
 
     monkeypatch.setattr(RequestAccessLog, "flush", broken)
-    body = await api.gql("grid.donghu", CREATE_PERSON, {"input": {
-        "name": "不应写入", "gender": "MALE", "residenceUnit": grid_unit(api)}})
+    body = await api.gql(
+        "grid.donghu",
+        CREATE_PERSON,
+        {"input": {"name": "不应写入", "gender": "MALE", "residenceUnit": grid_unit(api)}},
+    )
     assert body["data"] is None or body["data"]["createPerson"]["person"] is None
     monkeypatch.undo()
     assert await person_count(api) == before

@@ -43,8 +43,10 @@ async def test_depth_and_body_limits(api: Api) -> None:
     deep = "{ cases { edges { node { subject { families { family { members { person { cases { interventions { case { subject { id } } } } } } } } } } } } }"
     body = await api.gql("grid.donghu", deep)
     assert body.get("data") is None and "depth" in body["errors"][0]["message"].lower()
-    huge = await api.post({"query": "{ viewer { roles } }", "pad": "x" * 1_100_000},
-                          {"Authorization": f"Bearer {api.token('grid.donghu')}"})
+    huge = await api.post(
+        {"query": "{ viewer { roles } }", "pad": "x" * 1_100_000},
+        {"Authorization": f"Bearer {api.token('grid.donghu')}"},
+    )
     assert huge.status_code == 413
 
 
@@ -55,7 +57,8 @@ async def test_security_headers(api: Api) -> None:
 
 
 def test_settings_from_env() -> None:
-    s = Settings.from_env({"XINQIAO_MODE": "production", "XINQIAO_PORT": "9000",
-                           "XINQIAO_MAX_PAGE_SIZE": "50"})
+    s = Settings.from_env(
+        {"XINQIAO_MODE": "production", "XINQIAO_PORT": "9000", "XINQIAO_MAX_PAGE_SIZE": "50"}
+    )
     assert s.production and s.port == 9000 and s.max_page_size == 50
     assert Settings.from_env({}).database_url.startswith("sqlite+aiosqlite:///")

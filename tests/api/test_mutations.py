@@ -41,11 +41,20 @@ def grid_unit(api: Api, index: int = 0) -> str:
 
 async def test_create_person_in_jurisdiction(api: Api) -> None:
     number = valid_id_number()
-    data = await api.data("grid.donghu", CREATE_PERSON, {"input": {
-        "name": "测试人", "gender": "MALE", "residenceUnit": grid_unit(api),
-        "idNumber": number.lower() if number.endswith("X") else number,
-        "phone": "+86 139-0000-0000", "address": "演示路1号",
-    }})
+    data = await api.data(
+        "grid.donghu",
+        CREATE_PERSON,
+        {
+            "input": {
+                "name": "测试人",
+                "gender": "MALE",
+                "residenceUnit": grid_unit(api),
+                "idNumber": number.lower() if number.endswith("X") else number,
+                "phone": "+86 139-0000-0000",
+                "address": "演示路1号",
+            }
+        },
+    )
     payload = data["createPerson"]
     assert payload["errors"] == []
     person = payload["person"]
@@ -57,15 +66,26 @@ async def test_create_person_in_jurisdiction(api: Api) -> None:
 async def test_invalid_input_reports_every_error_and_writes_nothing(api: Api) -> None:
     before = await person_count(api)
     bad_check = valid_id_number()[:-1] + ("0" if valid_id_number()[-1] != "0" else "1")
-    data = await api.data("grid.donghu", CREATE_PERSON, {"input": {
-        "name": "名" * 51, "gender": "FEMALE", "residenceUnit": grid_unit(api),
-        "idNumber": bad_check, "phone": "12345",
-    }})
+    data = await api.data(
+        "grid.donghu",
+        CREATE_PERSON,
+        {
+            "input": {
+                "name": "名" * 51,
+                "gender": "FEMALE",
+                "residenceUnit": grid_unit(api),
+                "idNumber": bad_check,
+                "phone": "12345",
+            }
+        },
+    )
     payload = data["createPerson"]
     assert payload["person"] is None
     codes = {(e["code"], tuple(e["field"])) for e in payload["errors"]}
     assert codes == {
-        ("TOO_LONG", ("name",)), ("INVALID_ID_NUMBER", ("idNumber",)), ("INVALID_PHONE", ("phone",)),
+        ("TOO_LONG", ("name",)),
+        ("INVALID_ID_NUMBER", ("idNumber",)),
+        ("INVALID_PHONE", ("phone",)),
     }
     assert all(e["message"] for e in payload["errors"])
     assert bad_check not in str(payload), "errors never echo personal data"
@@ -73,18 +93,27 @@ async def test_invalid_input_reports_every_error_and_writes_nothing(api: Api) ->
 
 
 async def test_bad_enum_is_refused_before_execution(api: Api) -> None:
-    body = await api.gql("grid.donghu", CREATE_PERSON, {"input": {
-        "name": "测试", "gender": "ROBOT", "residenceUnit": grid_unit(api)}})
+    body = await api.gql(
+        "grid.donghu",
+        CREATE_PERSON,
+        {"input": {"name": "测试", "gender": "ROBOT", "residenceUnit": grid_unit(api)}},
+    )
     assert body["errors"] and body.get("data") is None
 
 
 async def test_create_outside_jurisdiction_is_forbidden(api: Api) -> None:
     before = await person_count(api)
-    data = await api.data("grid.donghu", CREATE_PERSON, {"input": {
-        "name": "测试", "gender": "MALE", "residenceUnit": grid_unit(api, 3)}})
+    data = await api.data(
+        "grid.donghu",
+        CREATE_PERSON,
+        {"input": {"name": "测试", "gender": "MALE", "residenceUnit": grid_unit(api, 3)}},
+    )
     assert data["createPerson"]["errors"][0]["code"] == "FORBIDDEN"
-    volunteer = await api.data("volunteer.li", CREATE_PERSON, {"input": {
-        "name": "测试", "gender": "MALE", "residenceUnit": grid_unit(api)}})
+    volunteer = await api.data(
+        "volunteer.li",
+        CREATE_PERSON,
+        {"input": {"name": "测试", "gender": "MALE", "residenceUnit": grid_unit(api)}},
+    )
     assert volunteer["createPerson"]["errors"][0]["code"] == "FORBIDDEN"
     assert await person_count(api) == before
 
@@ -97,13 +126,23 @@ mutation($id: ID!, $input: UpdatePersonInput!) {
 
 async def test_update_of_hidden_record_looks_like_missing(api: Api) -> None:
     async with system_session(api.engine, reason="test setup") as s:
-        hidden = (await s.execute(
-            select(m.Person.id).where(m.Person.residence_unit_id == api.district.communities[3]["grid"])
-        )).scalars().first()
+        hidden = (
+            (
+                await s.execute(
+                    select(m.Person.id).where(
+                        m.Person.residence_unit_id == api.district.communities[3]["grid"]
+                    )
+                )
+            )
+            .scalars()
+            .first()
+        )
     assert hidden is not None
     results = []
     for target in (gid("Person", hidden), gid("Person", 99_999_999)):
-        data = await api.data("grid.donghu", UPDATE_PERSON, {"id": target, "input": {"phone": "13900000001"}})
+        data = await api.data(
+            "grid.donghu", UPDATE_PERSON, {"id": target, "input": {"phone": "13900000001"}}
+        )
         results.append(data["updatePerson"])
     assert results[0] == results[1]
     assert results[0]["errors"][0]["code"] == "NOT_FOUND"
@@ -125,27 +164,43 @@ mutation($id: ID!, $status: CaseStatus!, $reason: String) {
 
 
 async def _new_person(api: Api, user: str = "social.donghu") -> str:
-    data = await api.data(user, CREATE_PERSON, {"input": {
-        "name": "个案对象", "gender": "FEMALE", "residenceUnit": grid_unit(api, 1)}})
+    data = await api.data(
+        user,
+        CREATE_PERSON,
+        {"input": {"name": "个案对象", "gender": "FEMALE", "residenceUnit": grid_unit(api, 1)}},
+    )
     assert data["createPerson"]["errors"] == []
     return str(data["createPerson"]["person"]["id"])
 
 
 async def test_case_lifecycle(api: Api) -> None:
     subject = await _new_person(api)
-    opened = (await api.data("social.donghu", OPEN_CASE, {"input": {
-        "subject": subject, "sourceChannel": "WALK_IN", "riskLevel": "LOW",
-        "presentingProblem": "情绪困扰"}}))["openCase"]
+    opened = (
+        await api.data(
+            "social.donghu",
+            OPEN_CASE,
+            {
+                "input": {
+                    "subject": subject,
+                    "sourceChannel": "WALK_IN",
+                    "riskLevel": "LOW",
+                    "presentingProblem": "情绪困扰",
+                }
+            },
+        )
+    )["openCase"]
     assert opened["errors"] == []
     case = opened["case"]
     assert case["status"] == "INTAKE" and case["subject"]["id"] == subject
     # intake → active is not a legal step
-    bad = (await api.data("social.donghu", CHANGE_STATUS, {"id": case["id"], "status": "ACTIVE"}))
+    bad = await api.data("social.donghu", CHANGE_STATUS, {"id": case["id"], "status": "ACTIVE"})
     assert bad["changeCaseStatus"]["errors"][0]["code"] == "INVALID_TRANSITION"
     for status in ("ASSESSING", "ACTIVE"):
         step = await api.data("social.donghu", CHANGE_STATUS, {"id": case["id"], "status": status})
         assert step["changeCaseStatus"]["errors"] == []
-    no_reason = await api.data("social.donghu", CHANGE_STATUS, {"id": case["id"], "status": "CLOSED"})
+    no_reason = await api.data(
+        "social.donghu", CHANGE_STATUS, {"id": case["id"], "status": "CLOSED"}
+    )
     assert no_reason["changeCaseStatus"]["errors"][0]["code"] == "REQUIRED"
     closed = await api.data(
         "social.donghu", CHANGE_STATUS, {"id": case["id"], "status": "CLOSED", "reason": "目标达成"}
@@ -153,60 +208,108 @@ async def test_case_lifecycle(api: Api) -> None:
     c = closed["changeCaseStatus"]["case"]
     assert c["status"] == "CLOSED" and c["closedAt"] and c["closureOutcome"] == "目标达成"
     assert [(h["fromStatus"], h["toStatus"]) for h in c["statusHistory"]] == [
-        ("INTAKE", "ASSESSING"), ("ASSESSING", "ACTIVE"), ("ACTIVE", "CLOSED")]
+        ("INTAKE", "ASSESSING"),
+        ("ASSESSING", "ACTIVE"),
+        ("ACTIVE", "CLOSED"),
+    ]
     # A grid worker of another grid cannot touch it, and cannot tell it exists.
     other = await api.data("grid.donghu", CHANGE_STATUS, {"id": case["id"], "status": "ASSESSING"})
-    assert other["changeCaseStatus"] == {"case": None, "errors": [
-        {"code": "NOT_FOUND", "field": None, "message": "记录不存在或无权访问"}]}
+    assert other["changeCaseStatus"] == {
+        "case": None,
+        "errors": [{"code": "NOT_FOUND", "field": None, "message": "记录不存在或无权访问"}],
+    }
 
 
 async def test_intervention_and_alert(api: Api) -> None:
     subject = await _new_person(api)
-    case_id = (await api.data("social.donghu", OPEN_CASE, {"input": {
-        "subject": subject, "sourceChannel": "GRID_REPORT", "riskLevel": "MEDIUM"}}))["openCase"]["case"]["id"]
-    recorded = await api.data("social.donghu", """
+    case_id = (
+        await api.data(
+            "social.donghu",
+            OPEN_CASE,
+            {"input": {"subject": subject, "sourceChannel": "GRID_REPORT", "riskLevel": "MEDIUM"}},
+        )
+    )["openCase"]["case"]["id"]
+    recorded = await api.data(
+        "social.donghu",
+        """
       mutation($input: RecordInterventionInput!) {
         recordIntervention(input: $input) { intervention { id kind notes case { id } } errors { code } }
-      }""", {"input": {"case": case_id, "kind": "HOME_VISIT", "notes": "入户走访"}})
+      }""",
+        {"input": {"case": case_id, "kind": "HOME_VISIT", "notes": "入户走访"}},
+    )
     assert recorded["recordIntervention"]["errors"] == []
     assert recorded["recordIntervention"]["intervention"]["case"]["id"] == case_id
     # The police of the street are not on this medium-risk case: not found.
-    police = await api.data("police.donghu", """
+    police = await api.data(
+        "police.donghu",
+        """
       mutation($input: RecordInterventionInput!) {
         recordIntervention(input: $input) { intervention { id } errors { code } }
-      }""", {"input": {"case": case_id, "kind": "HOME_VISIT"}})
+      }""",
+        {"input": {"case": case_id, "kind": "HOME_VISIT"}},
+    )
     assert police["recordIntervention"]["errors"][0]["code"] == "NOT_FOUND"
-    raised = await api.data("hotline", """
+    raised = await api.data(
+        "hotline",
+        """
       mutation($input: RaiseAlertInput!) {
         raiseAlert(input: $input) { alert { id status riskLevel ackDeadline raisedAt summary } errors { code } }
-      }""", {"input": {"channel": "HOTLINE_96525", "riskLevel": "HIGH", "areaUnit": grid_unit(api),
-                       "summary": "来电求助"}})
+      }""",
+        {
+            "input": {
+                "channel": "HOTLINE_96525",
+                "riskLevel": "HIGH",
+                "areaUnit": grid_unit(api),
+                "summary": "来电求助",
+            }
+        },
+    )
     alert = raised["raiseAlert"]["alert"]
     assert raised["raiseAlert"]["errors"] == [] and alert["status"] == "OPEN"
     assert alert["summary"] == "来电求助", "the hotline sees what it created"
-    ack = await api.data("grid.donghu", """
+    ack = await api.data(
+        "grid.donghu",
+        """
       mutation($id: ID!) { acknowledgeAlert(id: $id) { alert { status acknowledgedAt } errors { code } } }
-    """, {"id": alert["id"]})
+    """,
+        {"id": alert["id"]},
+    )
     assert ack["acknowledgeAlert"]["alert"]["status"] == "ACKNOWLEDGED"
-    again = await api.data("grid.donghu", """
+    again = await api.data(
+        "grid.donghu",
+        """
       mutation($id: ID!) { acknowledgeAlert(id: $id) { alert { status } errors { code } } }
-    """, {"id": alert["id"]})
+    """,
+        {"id": alert["id"]},
+    )
     assert again["acknowledgeAlert"]["errors"][0]["code"] == "INVALID_TRANSITION"
 
 
 async def test_family_membership(api: Api) -> None:
     person = await _new_person(api)
-    fam = await api.data("social.donghu", """
+    fam = await api.data(
+        "social.donghu",
+        """
       mutation($input: CreateFamilyInput!) { createFamily(input: $input) { family { id } errors { code } } }
-    """, {"input": {"residenceUnit": grid_unit(api, 1), "circumstances": "单亲家庭"}})
+    """,
+        {"input": {"residenceUnit": grid_unit(api, 1), "circumstances": "单亲家庭"}},
+    )
     family_id = fam["createFamily"]["family"]["id"]
-    added = await api.data("social.donghu", """
+    added = await api.data(
+        "social.donghu",
+        """
       mutation($input: AddFamilyMemberInput!) {
         addFamilyMember(input: $input) { member { relationship person { id } family { id } } errors { code } }
-      }""", {"input": {"family": family_id, "person": person, "relationship": "HEAD"}})
+      }""",
+        {"input": {"family": family_id, "person": person, "relationship": "HEAD"}},
+    )
     member: dict[str, Any] = added["addFamilyMember"]["member"]
     assert member["person"]["id"] == person and member["family"]["id"] == family_id
-    dup = await api.data("social.donghu", """
+    dup = await api.data(
+        "social.donghu",
+        """
       mutation($input: AddFamilyMemberInput!) { addFamilyMember(input: $input) { member { relationship } errors { code } } }
-    """, {"input": {"family": family_id, "person": person, "relationship": "HEAD"}})
+    """,
+        {"input": {"family": family_id, "person": person, "relationship": "HEAD"}},
+    )
     assert dup["addFamilyMember"]["errors"][0]["code"] == "CONFLICT"

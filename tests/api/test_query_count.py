@@ -61,7 +61,10 @@ async def test_nested_query_statement_count_is_independent_of_page_size(api: Api
         edges = data["cases"]["edges"]
         assert len(edges) == size
         members = [
-            m for e in edges for f in e["node"]["subject"]["families"] for m in f["family"]["members"]
+            m
+            for e in edges
+            for f in e["node"]["subject"]["families"]
+            for m in f["family"]["members"]
         ]
         assert members, "the query must reach every level for the count to mean anything"
         counts[size] = len(statements)

@@ -42,7 +42,9 @@ async def test_bad_tokens_are_401(api: Api) -> None:
 
 
 async def test_viewer(api: Api) -> None:
-    data = await api.data("grid.donghu", "{ viewer { roles staff { username } unit { name kind } } }")
+    data = await api.data(
+        "grid.donghu", "{ viewer { roles staff { username } unit { name kind } } }"
+    )
     assert data["viewer"]["roles"] == ["GRID_WORKER"]
     assert data["viewer"]["staff"]["username"] == "grid.donghu"
     assert data["viewer"]["unit"]["kind"] == "GRID"
@@ -64,7 +66,9 @@ async def test_grid_worker_sees_only_its_grid(api: Api) -> None:
 
 async def test_roles_without_person_access_see_none(api: Api) -> None:
     for user in ("admin", "auditor", "leader", "office"):
-        data = await api.data(user, "{ persons { totalCount edges { node { id } } } cases { totalCount } }")
+        data = await api.data(
+            user, "{ persons { totalCount edges { node { id } } } cases { totalCount } }"
+        )
         assert data["persons"] == {"totalCount": 0, "edges": []}
         assert data["cases"]["totalCount"] == 0
 
@@ -117,7 +121,8 @@ async def test_ordering_on_a_class_not_readable_under_every_relation_is_refused(
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert body["data"] is None
     ok = await api.data(
-        "grid.donghu", "{ persons(orderBy: {field: NAME, direction: ASC}, first: 5) { edges { node { name } } } }"
+        "grid.donghu",
+        "{ persons(orderBy: {field: NAME, direction: ASC}, first: 5) { edges { node { name } } } }",
     )
     names = [e["node"]["name"] for e in ok["persons"]["edges"]]
     assert names == sorted(names)

@@ -44,8 +44,11 @@ def test_import_contracts() -> None:
 
 def test_no_resolver_reaches_the_database_except_through_the_gate() -> None:
     forbidden = {
-        "domain.session.session_factory", "domain.session.system_session",
-        "domain.session.create_engine", "sqlalchemy.ext.asyncio", "sqlalchemy.orm.Session",
+        "domain.session.session_factory",
+        "domain.session.system_session",
+        "domain.session.create_engine",
+        "sqlalchemy.ext.asyncio",
+        "sqlalchemy.orm.Session",
         "domain.session.ROW_SCOPE",
     }
     offenders = {
@@ -63,7 +66,8 @@ def test_every_graphql_module_imports() -> None:
 
 def test_row_scope_marker_is_set_only_by_the_gate() -> None:
     users = [
-        str(p.relative_to(ROOT)) for p in python_files("api", "authz", "audit", "domain", "migrations")
+        str(p.relative_to(ROOT))
+        for p in python_files("api", "authz", "audit", "domain", "migrations")
         if "ROW_SCOPE" in p.read_text(encoding="utf-8")
     ]
     assert sorted(users) == ["authz/gate.py", "domain/session.py"]
@@ -72,7 +76,8 @@ def test_row_scope_marker_is_set_only_by_the_gate() -> None:
 def test_system_sessions_only_in_operator_paths() -> None:
     allowed = {"api/auth.py", "api/cli/main.py", "api/cli/demo.py", "domain/session.py"}
     users = {
-        str(p.relative_to(ROOT)) for p in python_files("api", "authz", "audit", "domain")
+        str(p.relative_to(ROOT))
+        for p in python_files("api", "authz", "audit", "domain")
         if "system_session" in p.read_text(encoding="utf-8")
     }
     assert users <= allowed, users - allowed
@@ -84,7 +89,8 @@ def test_resolvers_never_read_classified_attributes_off_rows() -> None:
     from domain import models as m
 
     classified = {
-        name for model in vars(m).values()
+        name
+        for model in vars(m).values()
         if isinstance(model, type) and issubclass(model, Protected)
         for name in field_classes(model)
     }

@@ -13,16 +13,31 @@ import pytest
 XINQIAO = str(Path(sys.executable).with_name("xinqiao"))
 
 
-def cli(args: list[str], env: dict[str, str], timeout: int = 300) -> subprocess.CompletedProcess[str]:
+def cli(
+    args: list[str], env: dict[str, str], timeout: int = 300
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [XINQIAO, *args], env={**os.environ, **env}, capture_output=True, text=True,
-        timeout=timeout, check=False,
+        [XINQIAO, *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
 @pytest.mark.parametrize(
-    "args", [[], ["serve"], ["db"], ["db", "upgrade"], ["db", "downgrade"], ["demo"], ["token"],
-             ["schema", "export"]]
+    "args",
+    [
+        [],
+        ["serve"],
+        ["db"],
+        ["db", "upgrade"],
+        ["db", "downgrade"],
+        ["demo"],
+        ["token"],
+        ["schema", "export"],
+    ],
 )
 def test_help(args: list[str]) -> None:
     result = cli([*args, "--help"], {})

@@ -33,11 +33,17 @@ async def test_system_sessions_need_a_reason(api: Api) -> None:
 
 
 @pytest.mark.parametrize("path", [None, ""])
-async def test_an_empty_jurisdiction_means_nothing_not_everything(api: Api, path: str | None) -> None:
+async def test_an_empty_jurisdiction_means_nothing_not_everything(
+    api: Api, path: str | None
+) -> None:
     """The row-security trap of ENGINEERING-NOTES §7: an empty scope must never match all."""
     subject = Subject(
-        staff_id=api.district.staff["grid.donghu"], username="grid.donghu", unit_id=None,
-        unit_path=None, jurisdiction_path=path, roles=frozenset({Role.GRID_WORKER}),
+        staff_id=api.district.staff["grid.donghu"],
+        username="grid.donghu",
+        unit_id=None,
+        unit_path=None,
+        jurisdiction_path=path,
+        roles=frozenset({Role.GRID_WORKER}),
     )
     async with session_factory(api.engine)() as session:
         log = RequestAccessLog(request_id="t", actor=subject.actor)
@@ -49,18 +55,29 @@ async def test_an_empty_jurisdiction_means_nothing_not_everything(api: Api, path
 
 async def test_children_are_limited_per_parent(api: Api) -> None:
     subject = Subject(
-        staff_id=api.district.staff["admin"], username="admin", unit_id=None, unit_path="/",
-        jurisdiction_path="/", roles=frozenset({Role.ADMIN}),
+        staff_id=api.district.staff["admin"],
+        username="admin",
+        unit_id=None,
+        unit_path="/",
+        jurisdiction_path="/",
+        roles=frozenset({Role.ADMIN}),
     )
     from authz.policy import AllowAllPolicy
 
     async with session_factory(api.engine)() as session:
-        gate = Gate(session=session, subject=subject, policy=AllowAllPolicy(),
-                    sink=RequestAccessLog(request_id="t", actor=subject.actor))
+        gate = Gate(
+            session=session,
+            subject=subject,
+            policy=AllowAllPolicy(),
+            sink=RequestAccessLog(request_id="t", actor=subject.actor),
+        )
         cases = (await gate.page(m.Case, order=Order(m.Case.opened_at), first=50)).items
         grouped = await gate.children(
-            m.Intervention, m.Intervention.case_id, [c.row.id for c in cases],
-            order=Order(m.Intervention.performed_at, descending=True), limit=1,
+            m.Intervention,
+            m.Intervention.case_id,
+            [c.row.id for c in cases],
+            order=Order(m.Intervention.performed_at, descending=True),
+            limit=1,
         )
         assert grouped and all(len(v) == 1 for v in grouped.values())
         async with system_session(api.engine, reason="test assertion") as s:

@@ -79,12 +79,18 @@ def _when(value: datetime.datetime | None, now: datetime.datetime, field: str) -
 
 @strawberry.type
 class CaseMutations:
-    @strawberry.mutation(description="Open a case for a person you can see; you are assigned to it.")
+    @strawberry.mutation(
+        description="Open a case for a person you can see; you are assigned to it."
+    )
     async def open_case(self, info: strawberry.Info, input: OpenCaseInput) -> CasePayload:
         async def action(gate: Gate) -> int:
             subject_id, family_id, problem = collect(
                 lambda: ids.decode(input.subject, "Person", "subject")[1],
-                lambda: None if input.family is None else ids.decode(input.family, "Family", "family")[1],
+                lambda: (
+                    None
+                    if input.family is None
+                    else ids.decode(input.family, "Family", "family")[1]
+                ),
                 lambda: _text(input.presenting_problem, 5000, "presentingProblem"),
             )
             subject = (await gate.by_ids(m.Person, [subject_id])).get(subject_id)
@@ -96,10 +102,16 @@ class CaseMutations:
             staff_id, unit_id = gate.subject.staff_id, gate.subject.unit_id
             assert staff_id is not None and unit_id is not None
             case = m.Case(
-                subject_id=subject_id, family_id=family_id,
-                area_unit_id=subject.row.residence_unit_id, source_channel=input.source_channel,
-                risk_level=input.risk_level, status=CaseStatus.INTAKE, lead_unit_id=unit_id,
-                presenting_problem=problem, opened_at=gate.now, created_by_staff_id=staff_id,
+                subject_id=subject_id,
+                family_id=family_id,
+                area_unit_id=subject.row.residence_unit_id,
+                source_channel=input.source_channel,
+                risk_level=input.risk_level,
+                status=CaseStatus.INTAKE,
+                lead_unit_id=unit_id,
+                presenting_problem=problem,
+                opened_at=gate.now,
+                created_by_staff_id=staff_id,
             )
             gate.add(case)
             await gate.flush()
@@ -110,9 +122,15 @@ class CaseMutations:
         case_id, errors = await run(info, action)
         return CasePayload(case=await reload(info, CaseType, case_id, "case"), errors=errors)
 
-    @strawberry.mutation(description="Move a case along its status machine; closing needs a reason.")
+    @strawberry.mutation(
+        description="Move a case along its status machine; closing needs a reason."
+    )
     async def change_case_status(
-        self, info: strawberry.Info, id: relay.GlobalID, status: CaseStatus, reason: str | None = None
+        self,
+        info: strawberry.Info,
+        id: relay.GlobalID,
+        status: CaseStatus,
+        reason: str | None = None,
     ) -> CasePayload:
         async def action(gate: Gate) -> int:
             number = ids.decode(id, "Case")[1]
@@ -179,16 +197,25 @@ class CaseMutations:
                 raise NotFound(("case",))
             gate.authorize(Entity.INTERVENTION, "create", case.relations)
             if case.row.status is CaseStatus.CLOSED:
-                raise DomainError(ErrorCode.INVALID_TRANSITION, "个案已结案，不能记录服务", ("case",))
+                raise DomainError(
+                    ErrorCode.INVALID_TRANSITION, "个案已结案，不能记录服务", ("case",)
+                )
             unit_id = gate.subject.unit_id
             assert unit_id is not None
             intervention = m.Intervention(
-                case_id=case_id, kind=input.kind, performed_at=performed_at,
-                staff_id=gate.subject.staff_id, unit_id=unit_id, notes=notes, outcome=outcome,
+                case_id=case_id,
+                kind=input.kind,
+                performed_at=performed_at,
+                staff_id=gate.subject.staff_id,
+                unit_id=unit_id,
+                notes=notes,
+                outcome=outcome,
             )
             gate.add(intervention)
             await gate.flush()
-            gate.record_write(Entity.INTERVENTION, intervention.id, _written(intervention), "create")
+            gate.record_write(
+                Entity.INTERVENTION, intervention.id, _written(intervention), "create"
+            )
             return intervention.id
 
         intervention_id, errors = await run(info, action)
@@ -197,21 +224,34 @@ class CaseMutations:
             errors=errors,
         )
 
-    @strawberry.mutation(description="Raise an alert from a channel (hotline, grid, school, 110...).")
+    @strawberry.mutation(
+        description="Raise an alert from a channel (hotline, grid, school, 110...)."
+    )
     async def raise_alert(self, info: strawberry.Info, input: RaiseAlertInput) -> AlertPayload:
         async def action(gate: Gate) -> int:
             area_id, person_id, summary = collect(
                 lambda: ids.decode(input.area_unit, "Unit", "areaUnit")[1],
-                lambda: None if input.person is None else ids.decode(input.person, "Person", "person")[1],
+                lambda: (
+                    None
+                    if input.person is None
+                    else ids.decode(input.person, "Person", "person")[1]
+                ),
                 lambda: _text(input.summary, 5000, "summary"),
             )
-            gate.authorize(Entity.ALERT, "create", await gate.new_record_relations(area_unit_id=area_id))
+            gate.authorize(
+                Entity.ALERT, "create", await gate.new_record_relations(area_unit_id=area_id)
+            )
             if person_id is not None and person_id not in await gate.by_ids(m.Person, [person_id]):
                 raise NotFound(("person",))
             alert = m.Alert(
-                person_id=person_id, channel=input.channel, risk_level=input.risk_level,
-                summary=summary, status=AlertStatus.OPEN, area_unit_id=area_id,
-                target_unit_id=area_id, raised_at=gate.now,
+                person_id=person_id,
+                channel=input.channel,
+                risk_level=input.risk_level,
+                summary=summary,
+                status=AlertStatus.OPEN,
+                area_unit_id=area_id,
+                target_unit_id=area_id,
+                raised_at=gate.now,
                 ack_deadline=gate.now + ACK_DEADLINES[input.risk_level],
                 created_by_staff_id=gate.subject.staff_id,
             )

@@ -10,7 +10,12 @@ from strawberry import relay
 from api.graphql import ids
 from api.graphql.errors import UserError
 from api.graphql.mutations.base import collect, reload, run
-from api.graphql.types.enums import Gender, MemberRelationship, PopulationCategory, SpecialFamilyType
+from api.graphql.types.enums import (
+    Gender,
+    MemberRelationship,
+    PopulationCategory,
+    SpecialFamilyType,
+)
 from api.graphql.types.families import FamilyMemberType, FamilyType
 from api.graphql.types.persons import PersonType
 from authz.entities import Entity
@@ -73,7 +78,9 @@ class FamilyMemberPayload:
     errors: list[UserError]
 
 
-def _id_number(raw: str | None, birth: datetime.date | None) -> tuple[str | None, datetime.date | None]:
+def _id_number(
+    raw: str | None, birth: datetime.date | None
+) -> tuple[str | None, datetime.date | None]:
     if raw is None or not raw.strip():
         return None, birth
     try:
@@ -107,7 +114,9 @@ def _text(raw: str | None, limit: int, field: str, required: bool = False) -> st
 
 @strawberry.type
 class PersonMutations:
-    @strawberry.mutation(description="Register a person in your jurisdiction (or a student of your school).")
+    @strawberry.mutation(
+        description="Register a person in your jurisdiction (or a student of your school)."
+    )
     async def create_person(self, info: strawberry.Info, input: CreatePersonInput) -> PersonPayload:
         async def action(gate: Gate) -> int:
             name, (id_number, birth), phone, address, residence, school = collect(
@@ -116,13 +125,23 @@ class PersonMutations:
                 lambda: _phone(input.phone),
                 lambda: _text(input.address, 200, "address"),
                 lambda: ids.decode(input.residence_unit, "Unit", "residenceUnit")[1],
-                lambda: None if input.school is None else ids.decode(input.school, "Unit", "school")[1],
+                lambda: (
+                    None if input.school is None else ids.decode(input.school, "Unit", "school")[1]
+                ),
             )
-            relations = await gate.new_record_relations(area_unit_id=residence, school_unit_id=school)
+            relations = await gate.new_record_relations(
+                area_unit_id=residence, school_unit_id=school
+            )
             gate.authorize(Entity.PERSON, "create", relations)
             person = m.Person(
-                name=name, gender=input.gender, birth_date=birth, id_number=id_number,
-                phone=phone, address=address, residence_unit_id=residence, school_unit_id=school,
+                name=name,
+                gender=input.gender,
+                birth_date=birth,
+                id_number=id_number,
+                phone=phone,
+                address=address,
+                residence_unit_id=residence,
+                school_unit_id=school,
             )
             person.set_categories(set(input.categories or ()))
             gate.add(person)
@@ -131,7 +150,9 @@ class PersonMutations:
             return person.id
 
         person_id, errors = await run(info, action)
-        return PersonPayload(person=await reload(info, PersonType, person_id, "person"), errors=errors)
+        return PersonPayload(
+            person=await reload(info, PersonType, person_id, "person"), errors=errors
+        )
 
     @strawberry.mutation(description="Change a person's name, contact data or categories.")
     async def update_person(
@@ -140,7 +161,9 @@ class PersonMutations:
         async def action(gate: Gate) -> int:
             number = ids.decode(id, "Person")[1]
             name, phone, address = collect(
-                lambda: _text(input.name, 50, "name", required=True) if input.name is not None else None,
+                lambda: (
+                    _text(input.name, 50, "name", required=True) if input.name is not None else None
+                ),
                 lambda: _phone(input.phone),
                 lambda: _text(input.address, 200, "address"),
             )
@@ -157,7 +180,9 @@ class PersonMutations:
             return person.id
 
         person_id, errors = await run(info, action)
-        return PersonPayload(person=await reload(info, PersonType, person_id, "person"), errors=errors)
+        return PersonPayload(
+            person=await reload(info, PersonType, person_id, "person"), errors=errors
+        )
 
     @strawberry.mutation(description="Register a family.")
     async def create_family(self, info: strawberry.Info, input: CreateFamilyInput) -> FamilyPayload:
@@ -170,7 +195,8 @@ class PersonMutations:
                 Entity.FAMILY, "create", await gate.new_record_relations(area_unit_id=residence)
             )
             family = m.Family(
-                residence_unit_id=residence, special_type=input.special_type,
+                residence_unit_id=residence,
+                special_type=input.special_type,
                 circumstances=circumstances,
             )
             gate.add(family)
@@ -179,7 +205,9 @@ class PersonMutations:
             return family.id
 
         family_id, errors = await run(info, action)
-        return FamilyPayload(family=await reload(info, FamilyType, family_id, "family"), errors=errors)
+        return FamilyPayload(
+            family=await reload(info, FamilyType, family_id, "family"), errors=errors
+        )
 
     @strawberry.mutation(description="Add a person you can see to a family you may update.")
     async def add_family_member(

@@ -14,14 +14,38 @@ from domain.staff import Role
 from domain.units import UnitKind
 
 for _enum in (
-    AlertStatus, Instrument, CaseStatus, RiskLevel, SourceChannel, ConsentGiver,
-    MemberRelationship, SpecialFamilyType, InterventionKind, Gender, GuardianRelationship,
-    PopulationCategory, ReferralStatus, Role, UnitKind,
+    AlertStatus,
+    Instrument,
+    CaseStatus,
+    RiskLevel,
+    SourceChannel,
+    ConsentGiver,
+    MemberRelationship,
+    SpecialFamilyType,
+    InterventionKind,
+    Gender,
+    GuardianRelationship,
+    PopulationCategory,
+    ReferralStatus,
+    Role,
+    UnitKind,
 ):
     strawberry.enum(_enum)
 
 __all__ = [
-    "AlertStatus", "CaseStatus", "ConsentGiver", "Gender", "GuardianRelationship", "Instrument",
-    "InterventionKind", "MemberRelationship", "PopulationCategory", "ReferralStatus", "RiskLevel",
-    "Role", "SourceChannel", "SpecialFamilyType", "UnitKind",
+    "AlertStatus",
+    "CaseStatus",
+    "ConsentGiver",
+    "Gender",
+    "GuardianRelationship",
+    "Instrument",
+    "InterventionKind",
+    "MemberRelationship",
+    "PopulationCategory",
+    "ReferralStatus",
+    "RiskLevel",
+    "Role",
+    "SourceChannel",
+    "SpecialFamilyType",
+    "UnitKind",
 ]

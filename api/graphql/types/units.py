@@ -24,11 +24,15 @@ class UnitType(relay.Node, Gated):
     _visible: strawberry.Private[Visible[Any] | None] = None
 
     @strawberry.field(description="The unit above this one.")
-    async def parent(self, info: strawberry.Info) -> Annotated["UnitType", strawberry.lazy("api.graphql.types.units")] | None:
+    async def parent(
+        self, info: strawberry.Info
+    ) -> Annotated["UnitType", strawberry.lazy("api.graphql.types.units")] | None:
         return await load_one(info, UnitType, self.link("parent"))
 
     @strawberry.field(description="For agencies: the area whose subtree they serve.")
-    async def area(self, info: strawberry.Info) -> Annotated["UnitType", strawberry.lazy("api.graphql.types.units")] | None:
+    async def area(
+        self, info: strawberry.Info
+    ) -> Annotated["UnitType", strawberry.lazy("api.graphql.types.units")] | None:
         return await load_one(info, UnitType, self.link("area"))
 
 

@@ -1,0 +1,42 @@
+# Xinqiao: two commands do all set-up on a fresh machine (Python 3.11+ and make).
+#   make run   create .venv, install, migrate, load the demo district, serve GraphQL + GraphiQL
+#   make test  install and run the whole suite (SQLite always; PostgreSQL when reachable)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export XINQIAO_DATABASE_URL ?= sqlite+aiosqlite:///var/xinqiao.db
+DEMO_PERSONS ?= 2000
+
+.PHONY: run test install lint schema demo clean
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	mkdir -p var
+	$(BIN)/xinqiao db upgrade
+	$(BIN)/xinqiao demo --persons $(DEMO_PERSONS) --if-empty
+	@echo "GraphiQL: http://127.0.0.1:8000/graphql  (token: $(BIN)/xinqiao token grid.donghu)"
+	$(BIN)/xinqiao serve
+
+test: $(STAMP)
+	$(BIN)/ruff check api authz audit domain migrations tests
+	$(BIN)/xinqiao schema export --check
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check api authz audit domain migrations tests
+	$(BIN)/lint-imports
+
+schema: $(STAMP)
+	$(BIN)/xinqiao schema export
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .hypothesis
