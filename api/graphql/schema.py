@@ -19,6 +19,7 @@ from strawberry.schema.config import StrawberryConfig
 from api.graphql.extensions import AccessLogCommit, SafeErrors
 from api.graphql.mutations.cases import CaseMutations
 from api.graphql.mutations.persons import PersonMutations
+from api.graphql.mutations.units import UnitMutations
 from api.graphql.queries import Query
 from api.graphql.types import enums  # noqa: F401  (registers the domain enums)
 from api.settings import Settings
@@ -27,7 +28,7 @@ SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 
 
 @strawberry.type
-class Mutation(PersonMutations, CaseMutations):
+class Mutation(PersonMutations, CaseMutations, UnitMutations):
     pass
 
 

@@ -313,3 +313,97 @@ async def test_family_membership(api: Api) -> None:
         {"input": {"family": family_id, "person": person, "relationship": "HEAD"}},
     )
     assert dup["addFamilyMember"]["errors"][0]["code"] == "CONFLICT"
+
+
+CREATE_STAFF = """
+mutation($input: CreateStaffInput!) {
+  createStaff(input: $input) { staff { id username unit { name } active } errors { code field } }
+}"""
+
+
+async def test_admin_manages_the_directory_and_a_disabled_account_stops_working(api: Api) -> None:
+    unit = await api.data(
+        "admin",
+        """
+      mutation($input: CreateUnitInput!) { createUnit(input: $input) { unit { id name kind parent { name } } errors { code } } }
+    """,
+        {
+            "input": {
+                "name": "东湖第3社区",
+                "kind": "COMMUNITY",
+                "parent": gid("Unit", api.district.units["street:donghu"]),
+            }
+        },
+    )
+    created = unit["createUnit"]["unit"]
+    assert created["parent"]["name"] == "东湖街道" and created["kind"] == "COMMUNITY"
+    username = f"worker.{api.backend}"
+    staff = await api.data(
+        "admin",
+        CREATE_STAFF,
+        {
+            "input": {
+                "username": username,
+                "displayName": "新网格员",
+                "unit": created["id"],
+                "roles": ["GRID_WORKER"],
+            }
+        },
+    )
+    assert staff["createStaff"]["errors"] == []
+    new = staff["createStaff"]["staff"]
+    assert new["username"] == username and new["unit"]["name"] == "东湖第3社区"
+    dup = await api.data(
+        "admin",
+        CREATE_STAFF,
+        {
+            "input": {
+                "username": username,
+                "displayName": "重复",
+                "unit": created["id"],
+                "roles": ["GRID_WORKER"],
+            }
+        },
+    )
+    assert dup["createStaff"]["errors"][0]["code"] == "CONFLICT"
+    sod = await api.data(
+        "admin",
+        CREATE_STAFF,
+        {
+            "input": {
+                "username": "both.roles",
+                "displayName": "x",
+                "unit": created["id"],
+                "roles": ["ADMIN", "POLICE"],
+            }
+        },
+    )
+    assert sod["createStaff"]["errors"] == [{"code": "INVALID", "field": ["roles"]}]
+    denied = await api.data(
+        "grid.donghu",
+        CREATE_STAFF,
+        {
+            "input": {
+                "username": "sneaky",
+                "displayName": "x",
+                "unit": created["id"],
+                "roles": ["ADMIN"],
+            }
+        },
+    )
+    assert denied["createStaff"]["errors"][0]["code"] == "FORBIDDEN"
+    # The new account works until an administrator disables it; then its token stops working.
+    api.district.staff[username] = int(base64.b64decode(new["id"]).decode().split(":")[1])
+    assert (await api.data(username, "{ viewer { roles } }"))["viewer"]["roles"] == ["GRID_WORKER"]
+    off = await api.data(
+        "admin",
+        """
+      mutation($id: ID!) { setStaffActive(id: $id, active: false) { staff { active } errors { code } } }
+    """,
+        {"id": new["id"]},
+    )
+    assert off["setStaffActive"]["staff"]["active"] is False
+    response = await api.post(
+        {"query": "{ viewer { roles } }"}, {"Authorization": f"Bearer {api.token(username)}"}
+    )
+    assert response.status_code == 401

@@ -58,7 +58,9 @@ def test_ack_deadlines_tighten_with_risk() -> None:
     assert set(ACK_DEADLINES) == set(RiskLevel)
     assert ACK_DEADLINES[RiskLevel.HIGH] == timedelta(minutes=30)
     assert (
-        ACK_DEADLINES[RiskLevel.HIGH] < ACK_DEADLINES[RiskLevel.MEDIUM] < ACK_DEADLINES[RiskLevel.LOW]
+        ACK_DEADLINES[RiskLevel.HIGH]
+        < ACK_DEADLINES[RiskLevel.MEDIUM]
+        < ACK_DEADLINES[RiskLevel.LOW]
     )
 
 

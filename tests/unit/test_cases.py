@@ -14,9 +14,7 @@ AT = datetime(2024, 6, 1, 9, 30, tzinfo=UTC)
 EARLIER = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 
 ALLOWED = sorted((a, b) for a, targets in TRANSITIONS.items() for b in targets)
-DISALLOWED = sorted(
-    (a, b) for a, b in product(CaseStatus, CaseStatus) if b not in TRANSITIONS[a]
-)
+DISALLOWED = sorted((a, b) for a, b in product(CaseStatus, CaseStatus) if b not in TRANSITIONS[a])
 
 
 def make_case(status: CaseStatus, **kw: object) -> Case:
@@ -215,7 +213,7 @@ def test_full_lifecycle_produces_one_history_entry_per_step() -> None:
     for n, (to, reason) in enumerate(steps):
         history.append(case.transition(to, reason=reason, at=AT + timedelta(days=n)))
     assert [(h.from_status, h.to_status) for h in history] == list(
-        zip([CaseStatus.INTAKE] + [s for s, _ in steps[:-1]], [s for s, _ in steps])
+        zip([CaseStatus.INTAKE] + [s for s, _ in steps[:-1]], [s for s, _ in steps], strict=True)
     )
     assert case.status is CaseStatus.CLOSED
     assert case.closed_at == AT + timedelta(days=6)

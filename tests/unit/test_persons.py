@@ -84,7 +84,15 @@ def test_age_thresholds() -> None:
         (lambda: years_ago(80), False, False, "60+"),
     ],
     ids=[
-        "born-today", "13", "14-tomorrow", "14-today", "17", "18-tomorrow", "18-today", "40", "80",
+        "born-today",
+        "13",
+        "14-tomorrow",
+        "14-today",
+        "17",
+        "18-tomorrow",
+        "18-today",
+        "40",
+        "80",
     ],
 )
 def test_age_derived_flags(birth, minor: bool, under_consent: bool, band: str) -> None:  # type: ignore[no-untyped-def]
