@@ -71,4 +71,4 @@ class Alert(Protected, Base):
 
     @property
     def overdue(self) -> bool:
-        return self.status is AlertStatus.OPEN and utcnow() > self.ack_deadline
+        return self.status == AlertStatus.OPEN and utcnow() > self.ack_deadline

@@ -90,23 +90,27 @@ class Case(Protected, Base):
 
     def transition(self, to: CaseStatus, *, reason: str | None, at: datetime) -> CaseStatusChange:
         """Move to ``to`` or refuse with the reason; returns the history entry to store."""
-        if to not in TRANSITIONS[self.status]:
-            allowed = "、".join(sorted(s.value for s in TRANSITIONS[self.status])) or "无"
+        to = CaseStatus(to)
+        current = CaseStatus(self.status)
+        if to not in TRANSITIONS[current]:
+            allowed = "、".join(sorted(s.value for s in TRANSITIONS[current])) or "无"
             raise DomainError(
                 ErrorCode.INVALID_TRANSITION,
-                f"个案状态不能从{self.status.value}变为{to.value}（可变为：{allowed}）",
+                f"个案状态不能从{current.value}变为{to.value}（可变为：{allowed}）",
                 ("status",),
             )
-        if to in NEEDS_REASON and not (reason and reason.strip()):
+        reason = reason.strip() if reason else None
+        if to in NEEDS_REASON and not reason:
             raise DomainError(ErrorCode.REQUIRED, "结案须填写结案结果", ("reason",))
         change = CaseStatusChange(
-            case_id=self.id, from_status=self.status, to_status=to, reason=reason, changed_at=at
+            case_id=self.id, from_status=current, to_status=to, reason=reason, changed_at=at
         )
-        if to is CaseStatus.CLOSED:
+        if to == CaseStatus.CLOSED:
             self.closed_at = at
             self.closure_outcome = reason
-        elif self.status is CaseStatus.CLOSED:
+        elif current == CaseStatus.CLOSED:  # reopening: the old outcome no longer describes it
             self.closed_at = None
+            self.closure_outcome = None
         self.status = to
         return change
 

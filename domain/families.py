@@ -67,5 +67,7 @@ class VolunteerLink(Protected, Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     family_id: Mapped[int] = mapped_column(ForeignKey("families.id"), index=True)
     staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
-    note: Mapped[str | None] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(
+        Boolean, default=True, info=classified(FieldClass.CASE_ADMIN)
+    )
+    note: Mapped[str | None] = mapped_column(String(200), info=classified(FieldClass.NARRATIVE))

@@ -50,7 +50,7 @@ class Referral(Protected, Base):
     )
 
     def respond(self, *, accept: bool, at: datetime) -> None:
-        if self.status is not ReferralStatus.OFFERED:
+        if self.status != ReferralStatus.OFFERED:
             raise DomainError(ErrorCode.INVALID_TRANSITION, "该转介已处理")
         self.status = ReferralStatus.ACCEPTED if accept else ReferralStatus.DECLINED
         self.responded_at = at

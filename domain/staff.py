@@ -47,7 +47,9 @@ class Staff(Protected, Base):
         ForeignKey("units.id"), index=True, info=classified(FieldClass.BASIC)
     )
     active: Mapped[bool] = mapped_column(Boolean, default=True, info=classified(FieldClass.BASIC))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, info=classified(FieldClass.BASIC)
+    )
     role_rows: Mapped[list[StaffRole]] = relationship(lazy="selectin", cascade="all, delete-orphan")
 
     @property

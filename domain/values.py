@@ -13,8 +13,8 @@ from domain.errors import DomainError, ErrorCode
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
-_ID_SHAPE = re.compile(r"^[1-9]\d{16}[\dX]$")
-_PHONE_SHAPE = re.compile(r"^1[3-9]\d{9}$")
+_ID_SHAPE = re.compile(r"^[1-9][0-9]{16}[0-9X]$")  # ASCII only: no full-width digits
+_PHONE_SHAPE = re.compile(r"^1[3-9][0-9]{9}$")
 
 
 def id_check_char(first17: str) -> str:

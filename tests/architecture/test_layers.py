@@ -104,7 +104,10 @@ def test_resolvers_never_read_classified_attributes_off_rows() -> None:
                 and node.attr in classified
             ):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} .row.{node.attr}")
-    allowed = {"api/graphql/mutations/cases.py", "api/graphql/mutations/units.py"}  # mutations read rows they are changing
+    allowed = {
+        "api/graphql/mutations/cases.py",
+        "api/graphql/mutations/units.py",
+    }  # mutations read rows they are changing
     assert [o for o in offenders if o.split(":")[0] not in allowed] == []
 
 

@@ -38,16 +38,10 @@ UNCLASSIFIED_KEYS: dict[str, frozenset[str]] = {
 }
 
 # Bookkeeping columns that are neither keys nor personal data.
-UNCLASSIFIED_BOOKKEEPING: dict[str, frozenset[str]] = {
-    "Staff": frozenset({"created_at"}),
-    "VolunteerLink": frozenset({"active"}),
-}
+UNCLASSIFIED_BOOKKEEPING: dict[str, frozenset[str]] = {}
 
-# Known gaps: unclassified columns that look like personal data. Each has an xfail test below;
-# classify the column, then delete it here and the xfail marker.
-KNOWN_UNCLASSIFIED: dict[str, frozenset[str]] = {
-    "VolunteerLink": frozenset({"note"}),
-}
+# Known gaps: unclassified columns that look like personal data (none now; keep it empty).
+KNOWN_UNCLASSIFIED: dict[str, frozenset[str]] = {}
 
 
 def domain_models() -> list[type]:
@@ -195,6 +189,5 @@ def test_free_text_columns_are_classified(model: type) -> None:
             assert key in classified, f"{model.__name__}.{key} is free text and unclassified"
 
 
-@pytest.mark.xfail(strict=True, reason="GAP: VolunteerLink.note is free text with no field class")
 def test_volunteer_link_note_is_classified() -> None:
     assert "note" in field_classes(models.VolunteerLink)

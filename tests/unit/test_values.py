@@ -268,10 +268,6 @@ def test_resident_id_is_immutable_and_compares_by_value() -> None:
     assert hash(rid) == hash(ResidentId(number))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: \\d in _ID_SHAPE matches non-ASCII digits; full-width digits are kept as is",
-)
 def test_full_width_digits_are_refused_or_normalised() -> None:
     born = date(1985, 3, 9)
     number = build_id(born, seq_with_check_x(born))  # ends in X, so the check comparison passes
@@ -412,10 +408,6 @@ def test_phone_error_never_contains_the_number() -> None:
     assert "12812345678" not in str(error)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: \\d in _PHONE_SHAPE matches non-ASCII digits; full-width digits are kept as is",
-)
 def test_phone_full_width_digits_are_refused_or_normalised() -> None:
     raw = "13" + "".join(chr(ord(c) + 0xFEE0) for c in "812345678")
     try:
