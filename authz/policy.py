@@ -8,6 +8,7 @@ is memoised for the life of the process: a request pays for Casbin at most once 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
@@ -31,6 +32,8 @@ class Policy:
             str(model_path), str(policy_path), cache_key_order=[0, 1]
         )
         self._memo: dict[tuple[str, str, str, str], bool] = {}
+        # Casbin logs every request at INFO/WARNING; decisions are audited by the gate instead.
+        logging.getLogger("casbin").setLevel(logging.ERROR)
 
     def allows(self, role: Role, entity: Entity, action: str, relation: Relation | str) -> bool:
         key = (role.value, entity.value, action, str(relation))
