@@ -24,6 +24,7 @@ class Entity(StrEnum):
     CONSENT = "consent"
     STAFF = "staff"
     UNIT = "unit"
+    EMERGENCY_GRANT = "emergency_grant"
 
 
 MODEL_ENTITY: dict[type, Entity] = {
@@ -43,6 +44,7 @@ MODEL_ENTITY: dict[type, Entity] = {
     m.Consent: Entity.CONSENT,
     m.Staff: Entity.STAFF,
     m.Unit: Entity.UNIT,
+    m.EmergencyGrant: Entity.EMERGENCY_GRANT,
 }
 
 

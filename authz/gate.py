@@ -25,12 +25,14 @@ from datetime import UTC, date, datetime
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, DateTime, Select, false, func, inspect, or_, select
+from sqlalchemy import ColumnElement, DateTime, Select, and_, false, func, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from authz.conditions import ANY, Condition, ConditionCompiler
 from authz.entities import Entity, entity_of
-from authz.policy import Policy
+from authz.overlays import OVERLAY_CONDITIONS, tighten, visible_categories
+from authz.policy import Grant, Policy
 from authz.relations import Relation, RelationCompiler
 from authz.subject import Subject
 from domain.base import Base
@@ -60,6 +62,7 @@ class Visible(Generic[M]):
     row: M
     relations: frozenset[Relation]
     entity: Entity
+    conditions: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +80,16 @@ class Filter:
     column: InstrumentedAttribute[Any]
     op: str  # "eq" | "in" | "gte" | "lt"
     value: Any
+    field: str | None = None
+    """The API's name for this filter, for error paths."""
 
 
 @dataclass(frozen=True, slots=True)
 class Order:
     column: InstrumentedAttribute[Any]
     descending: bool = False
+    default: bool = False
+    """Not chosen by the caller: if the column may not be used, order by key instead of failing."""
 
     @property
     def key(self) -> str:
@@ -113,8 +120,11 @@ class Gate:
         self._sink = sink
         self.now = now or datetime.now(UTC)
         self._relations = RelationCompiler(subject, self.now)
-        self._decisions: dict[tuple[Entity, frozenset[Relation]], frozenset[FieldClass]] = {}
-        self._row_relations: dict[Entity, frozenset[Relation]] = {}
+        self._row_conditions = ConditionCompiler(self.now.date(), subject.unit_id)
+        self._decisions: dict[
+            tuple[Entity, frozenset[Relation], frozenset[str]], frozenset[FieldClass]
+        ] = {}
+        self._grants: dict[Entity, frozenset[Grant]] = {}
         # GraphQL resolves sibling fields concurrently; one AsyncSession must not be.
         self._lock = asyncio.Lock()
 
@@ -124,56 +134,91 @@ class Gate:
 
     # -- decisions -------------------------------------------------------------------------
 
-    def row_relations(self, entity: Entity) -> frozenset[Relation]:
-        if entity not in self._row_relations:
-            self._row_relations[entity] = self._policy.row_relations(self.subject.roles, entity)
-        return self._row_relations[entity]
+    def grants(self, entity: Entity) -> frozenset[Grant]:
+        """(relation, condition) pairs under which this subject may see rows of ``entity``."""
+        if entity not in self._grants:
+            self._grants[entity] = self._policy.grants(self.subject.roles, entity)
+        return self._grants[entity]
 
-    def readable(self, entity: Entity, relations: frozenset[Relation]) -> frozenset[FieldClass]:
-        key = (entity, relations)
+    def readable(
+        self,
+        entity: Entity,
+        relations: frozenset[Relation],
+        conditions: frozenset[str] = frozenset(),
+    ) -> frozenset[FieldClass]:
+        """Readable classes for a row, decided once per (entity, relations, conditions)."""
+        key = (entity, relations, conditions)
         decision = self._decisions.get(key)
         if decision is None:
-            decision = self._policy.readable(self.subject.roles, entity, relations)
+            granted = self._policy.readable(self.subject.roles, entity, relations, conditions)
+            decision = tighten(self.subject.roles, entity, relations, conditions, granted)
             self._decisions[key] = decision
         return decision
 
-    def may(self, entity: Entity, action: str, relations: Iterable[Relation]) -> Relation | None:
-        return self._policy.permitting_relation(self.subject.roles, entity, action, relations)
+    def may(
+        self,
+        entity: Entity,
+        action: str,
+        relations: Iterable[Relation],
+        conditions: Iterable[str] = (),
+    ) -> Relation | None:
+        return self._policy.permitting_relation(
+            self.subject.roles, entity, action, relations, conditions
+        )
 
     # -- reading rows ----------------------------------------------------------------------
 
-    def _scoped(self, model: type[M], *where: ColumnElement[bool]) -> Select[Any] | None:
-        """``SELECT model, <relation flags> WHERE <any relation> AND where``, or None (deny)."""
+    def _plan(self, model: type[Base]) -> tuple[ColumnElement[bool], list[Any]] | None:
+        """The row filter (any grant: relation AND condition) and the flag columns telling, per
+        row, which relations and conditions hold. None when nothing may be seen."""
         entity = entity_of(model)
-        predicates = self._relations.predicates(entity)
-        allowed = [r for r in sorted(self.row_relations(entity)) if r in predicates]
-        if not allowed:
+        relations = self._relations.predicates(entity)
+        conditions = self._row_conditions.conditions(entity)
+        usable = [
+            (r, c)
+            for r, c in sorted(self.grants(entity))
+            if r in relations and (c == ANY or c in conditions)
+        ]
+        if not usable:
             return None
-        flags = [predicates[r].label(f"rel_{r.value}") for r in allowed]
+        where = or_(
+            *(
+                relations[r] if c == ANY else and_(relations[r], conditions[Condition(c)])
+                for r, c in usable
+            )
+        )
+        flag_conditions = {Condition(c) for _, c in usable if c != ANY}
+        flag_conditions |= OVERLAY_CONDITIONS.get(entity, frozenset()) & conditions.keys()
+        flags = [relations[r].label(f"rel_{r.value}") for r in sorted({r for r, _ in usable})]
+        flags += [conditions[c].label(f"cond_{c.value}") for c in sorted(flag_conditions)]
+        return where, flags
+
+    def _scoped(self, model: type[M], *where: ColumnElement[bool]) -> Select[Any] | None:
+        """``SELECT model, <flags> WHERE <any grant> AND where``, or None (deny)."""
+        plan = self._plan(model)
+        if plan is None:
+            return None
+        visible, flags = plan
         return (
             select(model, *flags)
-            .where(or_(*(predicates[r] for r in allowed)), *where)
+            .where(visible, *where)
             .execution_options(**{ROW_SCOPE: self.subject.username})
         )
 
     def _visible_predicate(self, model: type[Base]) -> ColumnElement[bool]:
-        entity = entity_of(model)
-        predicates = self._relations.predicates(entity)
-        allowed = [predicates[r] for r in sorted(self.row_relations(entity)) if r in predicates]
-        return or_(*allowed) if allowed else false()
+        plan = self._plan(model)
+        return false() if plan is None else plan[0]
 
     async def _rows(self, model: type[M], stmt: Select[Any]) -> list[Visible[M]]:
         entity = entity_of(model)
-        relation_names = [c for c in stmt.selected_columns.keys() if c.startswith("rel_")]
+        names = [c for c in stmt.selected_columns.keys() if c.startswith(("rel_", "cond_"))]
         result = await self._execute(stmt)
         out: list[Visible[M]] = []
         for row in result.all():
-            rels = frozenset(
-                Relation(name[4:])
-                for name, flag in zip(relation_names, row[1:], strict=False)
-                if flag
-            )
-            out.append(Visible(row[0], rels, entity))
+            held = [name for name, flag in zip(names, row[1:], strict=True) if flag]
+            rels = frozenset(Relation(n[4:]) for n in held if n.startswith("rel_"))
+            conds = frozenset(n[5:] for n in held if n.startswith("cond_"))
+            out.append(Visible(row[0], rels, entity, conds))
         return out
 
     def _conditions(
@@ -181,7 +226,7 @@ class Gate:
     ) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = []
         for f in filters:
-            self._check_usable(model, f.column, "筛选")
+            self._check_usable(model, f.column, "筛选", f.field)
             col = f.column
             if f.op == "eq":
                 conditions.append(col == f.value)
@@ -195,30 +240,40 @@ class Gate:
                 raise ValueError(f"unknown filter op {f.op}")
         return conditions
 
+    def _usable(self, model: type[Base], column: InstrumentedAttribute[Any]) -> bool:
+        entity = entity_of(model)
+        field_class = column.property.columns[0].info.get("field_class")
+        grants = self.grants(entity)
+        if not grants:
+            return True  # nothing is visible, so there is nothing to infer: the page is empty
+        worst = frozenset(OVERLAY_CONDITIONS.get(entity, frozenset()))
+        return field_class is not None and all(
+            field_class in self.readable(entity, frozenset({r}), worst | ({c} - {ANY}))
+            for r, c in grants
+        )
+
     def _check_usable(
-        self, model: type[Base], column: InstrumentedAttribute[Any], verb: str
+        self,
+        model: type[Base],
+        column: InstrumentedAttribute[Any],
+        verb: str,
+        field: str | None = None,
     ) -> None:
         """Filtering or ordering on a class is an inference channel unless that class is readable
         under every relation that makes rows of this entity visible (HAPI FHIR #6065)."""
-        entity = entity_of(model)
-        field_class = column.property.columns[0].info.get("field_class")
-        relations = self.row_relations(entity)
-        if not relations:
-            return  # nothing is visible, so there is nothing to infer: the page will be empty
-        ok = field_class is not None and all(
-            field_class in self.readable(entity, frozenset({r})) for r in relations
-        )
-        if not ok:
+        if not self._usable(model, column):
             self._sink.record(
                 Disclosure(
                     AccessKind.DENIED,
-                    entity.value,
+                    entity_of(model).value,
                     None,
                     redacted=(column.key,),
                     reason=f"{'filter' if verb == '筛选' else 'order'}_on_unreadable_class",
                 )
             )
-            raise Forbidden(f"无权按该字段{verb}", (_camel(column.key),))
+            raise Forbidden(
+                f"无权按该字段{verb}", (field or ("orderBy" if verb == "排序" else column.key),)
+            )
 
     async def page(
         self,
@@ -231,8 +286,11 @@ class Gate:
     ) -> Page[M]:
         """One page in keyset order; ``first`` must already be bounded by the caller."""
         conditions = self._conditions(model, filters)
-        self._check_usable(model, order.column, "排序")
         pk = inspect(model).primary_key[0]
+        if order.default and not self._usable(model, order.column):
+            order = Order(pk, order.descending)  # type: ignore[arg-type]
+        else:
+            self._check_usable(model, order.column, "排序", "orderBy")
         if after is not None:
             value, last_id = _decode_cursor(after, order)
             if order.descending:
@@ -260,8 +318,7 @@ class Gate:
     async def count(self, model: type[Base], *, filters: Sequence[Filter] = ()) -> int:
         """Visible rows only: a total never reveals hidden records."""
         conditions = self._conditions(model, filters)
-        entity = entity_of(model)
-        if not self.row_relations(entity):
+        if self._plan(model) is None:
             return 0
         stmt = (
             select(func.count())
@@ -294,8 +351,7 @@ class Gate:
     ) -> dict[int, list[Visible[M]]]:
         """Up to ``limit`` visible children per parent, in one statement for all parents."""
         grouped: dict[int, list[Visible[M]]] = defaultdict(list)
-        entity = entity_of(model)
-        if not self.row_relations(entity) or not parent_ids:
+        if self._plan(model) is None or not parent_ids:
             return grouped
         pk = inspect(model).primary_key[0]
         direction = (lambda c: c.desc()) if order.descending else (lambda c: c.asc())
@@ -327,7 +383,7 @@ class Gate:
         exactly what left the server.
         """
         classes = field_classes(type(visible.row))
-        readable = self.readable(visible.entity, visible.relations)
+        readable = self.readable(visible.entity, visible.relations, visible.conditions)
         values: dict[str, Any] = {}
         redacted: list[str] = []
         disclosed: set[str] = set()
@@ -335,11 +391,16 @@ class Gate:
             field_class = classes.get(name)
             if field_class is None:
                 continue
-            if field_class in readable:
-                values[name] = getattr(visible.row, name)
-                disclosed.add(field_class.value)
-            else:
+            if field_class not in readable:
                 redacted.append(name)
+                continue
+            value = getattr(visible.row, name)
+            if name == "sensitive_categories":
+                value, withheld = visible_categories(self.subject.roles, visible.conditions, value)
+                if withheld:
+                    redacted.append(name)
+            values[name] = value
+            disclosed.add(field_class.value)
         if visible.entity in NON_PERSONAL:
             return Revealed(values, tuple(redacted))
         self._sink.record(
@@ -365,7 +426,9 @@ class Gate:
         visible = (await self.by_ids(model, [record_id])).get(record_id)
         if visible is None:
             raise NotFound()
-        self.authorize(visible.entity, action, visible.relations, record_id=record_id)
+        self.authorize(
+            visible.entity, action, visible.relations, visible.conditions, record_id=record_id
+        )
         return visible
 
     def authorize(
@@ -373,10 +436,11 @@ class Gate:
         entity: Entity,
         action: str,
         relations: Iterable[Relation],
+        conditions: Iterable[str] = (),
         *,
         record_id: int | None = None,
     ) -> Relation:
-        relation = self.may(entity, action, relations)
+        relation = self.may(entity, action, relations, conditions)
         if relation is None:
             self._sink.record(Disclosure(AccessKind.DENIED, entity.value, record_id, reason=action))
             raise Forbidden()
@@ -460,8 +524,3 @@ def _decode_cursor(cursor: str, order: Order) -> tuple[Any, int]:
     elif not isinstance(value, str | int) or isinstance(value, bool):
         raise bad
     return value, row_id
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)

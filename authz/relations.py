@@ -12,15 +12,16 @@ An absent scope compiles to ``false()``: an empty jurisdiction means nothing, ne
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, false, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, false, not_, or_, select, true
 
 from authz.entities import Entity
 from authz.subject import Subject
 from domain import models as m
+from domain.consents import ConsentGiver
 from domain.referrals import ReferralStatus
 
 
@@ -32,6 +33,7 @@ class Relation(StrEnum):
     REFERRAL = "referral"
     VOLUNTEER_LINK = "volunteer_link"
     CREATOR = "creator"
+    EMERGENCY = "emergency"
 
 
 CREATOR_WINDOW = timedelta(hours=24)
@@ -90,19 +92,42 @@ class RelationCompiler:
         )
 
     def referred_cases(self) -> Select[tuple[int]] | None:
+        """Cases with an accepted, unexpired referral to the viewer's unit that rests on a consent
+        in force (withdrawal ends access at once) — a guardian's consent when the subject is
+        under 14 (PIPL art. 31) — or on a recorded high-risk override."""
         if self.subject.unit_id is None:
             return None
-        consent_in_force = m.Referral.consent_id.in_(
-            _select(m.Consent.id).where(
-                m.Consent.withdrawn_at.is_(None),
-                or_(m.Consent.valid_until.is_(None), m.Consent.valid_until > self.now),
+        in_force = and_(
+            m.Consent.withdrawn_at.is_(None),
+            or_(m.Consent.valid_until.is_(None), m.Consent.valid_until > self.now),
+        )
+        consent_in_force = m.Referral.consent_id.in_(_select(m.Consent.id).where(in_force))
+        guardian_consent = m.Referral.consent_id.in_(
+            _select(m.Consent.id).where(in_force, m.Consent.given_by == ConsentGiver.GUARDIAN)
+        )
+        under_14 = m.Referral.case_id.in_(
+            _select(m.Case.id).where(
+                m.Case.subject_id.in_(
+                    _select(m.Person.id).where(m.Person.birth_date > _years_ago(self.now, 14))
+                )
             )
         )
         return _select(m.Referral.case_id).where(
             m.Referral.to_unit_id == self.subject.unit_id,
             m.Referral.status == ReferralStatus.ACCEPTED,
             or_(m.Referral.expires_at.is_(None), m.Referral.expires_at > self.now),
-            or_(consent_in_force, m.Referral.override_reason.is_not(None)),
+            or_(
+                m.Referral.override_reason.is_not(None),
+                and_(consent_in_force, or_(not_(under_14), guardian_consent)),
+            ),
+        )
+
+    def emergency_cases(self) -> Select[tuple[int]] | None:
+        if self.subject.staff_id is None:
+            return None
+        return _select(m.EmergencyGrant.case_id).where(
+            m.EmergencyGrant.staff_id == self.subject.staff_id,
+            m.EmergencyGrant.expires_at > self.now,
         )
 
     def linked_families(self) -> Select[tuple[int]] | None:
@@ -118,10 +143,15 @@ def _in(column: ColumnElement[int], subquery: Select[tuple[int]] | None) -> Colu
 
 
 def _case(c: RelationCompiler) -> Predicates:
+    school = c.subject.unit_id
     return {
         Relation.JURISDICTION: _in(m.Case.area_unit_id, c.area_units()),
         Relation.ASSIGNED: _in(m.Case.id, c.team_cases()),
         Relation.REFERRAL: _in(m.Case.id, c.referred_cases()),
+        Relation.EMERGENCY: _in(m.Case.id, c.emergency_cases()),
+        Relation.SCHOOL: false()
+        if school is None
+        else m.Case.subject_id.in_(_select(m.Person.id).where(m.Person.school_unit_id == school)),
     }
 
 
@@ -143,6 +173,8 @@ def _person(c: RelationCompiler) -> Predicates:
         Relation.SCHOOL: false() if school is None else m.Person.school_unit_id == school,
         Relation.REFERRAL: _in(m.Person.id, _subjects_of(c.referred_cases())),
         Relation.VOLUNTEER_LINK: _in(m.Person.id, _members_of(c.linked_families())),
+        Relation.EMERGENCY: _in(m.Person.id, _subjects_of(c.emergency_cases())),
+        Relation.CREATOR: _created_recently(c, m.Person.created_by_staff_id, m.Person.created_at),
     }
 
 
@@ -178,17 +210,47 @@ def _alert(c: RelationCompiler) -> Predicates:
     s = c.subject
     team = c.team_cases()
     target = false() if s.unit_id is None else m.Alert.target_unit_id == s.unit_id
-    creator = (
-        false()
-        if s.staff_id is None
-        else (m.Alert.created_by_staff_id == s.staff_id)
-        & (m.Alert.raised_at > c.now - CREATOR_WINDOW)
-    )
     return {
         Relation.JURISDICTION: _in(m.Alert.area_unit_id, c.area_units()),
         Relation.ASSIGNED: or_(target, _in(m.Alert.case_id, team)),
-        Relation.CREATOR: creator,
+        Relation.CREATOR: _created_recently(c, m.Alert.created_by_staff_id, m.Alert.raised_at),
     }
+
+
+def _created_recently(
+    c: RelationCompiler, creator: ColumnElement[int | None], at: ColumnElement[Any]
+) -> ColumnElement[bool]:
+    """Hotline intake: what you registered stays visible to you for a short window only."""
+    if c.subject.staff_id is None:
+        return false()
+    return and_(creator == c.subject.staff_id, at > c.now - CREATOR_WINDOW)
+
+
+def _intervention(c: RelationCompiler) -> Predicates:
+    """An intervention on a case has the case's relations; a family-level service (a condolence
+    visit) has its family's."""
+    by_case = _via(m.Intervention.case_id, m.Case.id, Entity.CASE)(c)
+    by_family = _via(m.Intervention.family_id, m.Family.id, Entity.FAMILY)(c)
+    return {
+        r: or_(by_case.get(r, false()), by_family.get(r, false()))
+        for r in by_case.keys() | by_family.keys()
+    }
+
+
+def _emergency_grant(c: RelationCompiler) -> Predicates:
+    staff = c.subject.staff_id
+    return {
+        Relation.DIRECTORY: true() if c.subject.authenticated else false(),
+        Relation.CREATOR: false() if staff is None else m.EmergencyGrant.staff_id == staff,
+    }
+
+
+def _years_ago(now: datetime, years: int) -> date:
+    today = now.date()
+    try:
+        return today.replace(year=today.year - years)
+    except ValueError:
+        return today.replace(year=today.year - years, day=28)
 
 
 def _directory(c: RelationCompiler) -> Predicates:
@@ -206,7 +268,8 @@ _BUILDERS: dict[Entity, Callable[[RelationCompiler], Predicates]] = {
     Entity.VOLUNTEER_LINK: _via(m.VolunteerLink.family_id, m.Family.id, Entity.FAMILY),
     Entity.GUARDIANSHIP: _via(m.Guardianship.ward_id, m.Person.id, Entity.PERSON),
     Entity.CONSENT: _via(m.Consent.person_id, m.Person.id, Entity.PERSON),
-    Entity.INTERVENTION: _via(m.Intervention.case_id, m.Case.id, Entity.CASE),
+    Entity.INTERVENTION: _intervention,
+    Entity.EMERGENCY_GRANT: _emergency_grant,
     Entity.ASSESSMENT: _via(m.Assessment.case_id, m.Case.id, Entity.CASE),
     Entity.REFERRAL: _via(m.Referral.case_id, m.Case.id, Entity.CASE),
     Entity.CASE_STATUS_CHANGE: _via(m.CaseStatusChange.case_id, m.Case.id, Entity.CASE),

@@ -30,7 +30,9 @@ class Intervention(Protected, Base):
     __tablename__ = "interventions"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    family_id: Mapped[int | None] = mapped_column(ForeignKey("families.id"), index=True)
+    """For family-level services without a case (a volunteer's condolence visit, 慰问)."""
     kind: Mapped[InterventionKind] = mapped_column(
         enum_column(InterventionKind), info=classified(FieldClass.CASE_ADMIN)
     )

@@ -5,6 +5,7 @@ from domain.assessments import Assessment
 from domain.base import Base
 from domain.cases import Case, CaseAssignment, CaseCoUnit, CaseStatusChange
 from domain.consents import Consent
+from domain.emergency import EmergencyGrant
 from domain.families import Family, FamilyMember, VolunteerLink
 from domain.interventions import Intervention
 from domain.persons import Guardianship, Person, PersonCategory
@@ -21,6 +22,7 @@ __all__ = [
     "CaseCoUnit",
     "CaseStatusChange",
     "Consent",
+    "EmergencyGrant",
     "Family",
     "FamilyMember",
     "Guardianship",

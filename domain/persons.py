@@ -89,6 +89,8 @@ class Person(Protected, Base):
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, info=classified(FieldClass.BASIC)
     )
+    created_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    """Who registered the person (the hotline sees its own intakes for a short window)."""
     category_rows: Mapped[list[PersonCategory]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", order_by="PersonCategory.category"
     )

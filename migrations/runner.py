@@ -39,6 +39,20 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
 
 def _with_connection(connection: Connection, action: object, revision: str) -> None:
+    """Run an Alembic command on this connection.
+
+    SQLite alters tables by copying them ("batch" mode); with foreign keys enforced, dropping the
+    old copy of a referenced table fails. So enforcement is off while migrating and the whole
+    database is checked afterwards, as SQLite's documentation prescribes.
+    """
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
     action(cfg, revision)  # type: ignore[operator]
+    if sqlite:
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"migration left {len(broken)} broken foreign key(s)")
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")

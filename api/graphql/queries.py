@@ -109,12 +109,12 @@ async def _connection(
     )
 
 
-def _eq(column: Any, value: Any) -> list[Filter]:
-    return [] if value is None else [Filter(column, "eq", value)]
+def _eq(column: Any, value: Any, field: str) -> list[Filter]:
+    return [] if value is None else [Filter(column, "eq", value, field)]
 
 
-def _in(column: Any, values: list[Any] | None) -> list[Filter]:
-    return [] if not values else [Filter(column, "in", values)]
+def _in(column: Any, values: list[Any] | None, field: str) -> list[Filter]:
+    return [] if not values else [Filter(column, "in", values, field)]
 
 
 # -- filter and order inputs --------------------------------------------------------------------
@@ -130,7 +130,6 @@ class PersonFilter:
 @strawberry.enum
 class PersonOrderField(Enum):
     CREATED_AT = "created_at"
-    NAME = "name"
 
 
 @strawberry.input
@@ -237,11 +236,15 @@ class Query:
         f = filter or PersonFilter()
         o = order_by or PersonOrder()
         filters = [
-            *_eq(m.Person.residence_unit_id, _unit_id(f.residence_unit, "residenceUnit")),
-            *_eq(m.Person.school_unit_id, _unit_id(f.school, "school")),
-            *_eq(m.Person.gender, f.gender),
+            *_eq(
+                m.Person.residence_unit_id,
+                _unit_id(f.residence_unit, "residenceUnit"),
+                "residenceUnit",
+            ),
+            *_eq(m.Person.school_unit_id, _unit_id(f.school, "school"), "school"),
+            *_eq(m.Person.gender, f.gender, "gender"),
         ]
-        order = Order(getattr(m.Person, o.field.value), _dir(o.direction))
+        order = Order(getattr(m.Person, o.field.value), _dir(o.direction), order_by is None)
         return await _connection(
             info, PersonType, order=order, first=first, after=after, filters=filters
         )
@@ -256,10 +259,14 @@ class Query:
     ) -> Connection[FamilyType]:
         f = filter or FamilyFilter()
         filters = [
-            *_eq(m.Family.residence_unit_id, _unit_id(f.residence_unit, "residenceUnit")),
-            *_eq(m.Family.special_type, f.special_type),
+            *_eq(
+                m.Family.residence_unit_id,
+                _unit_id(f.residence_unit, "residenceUnit"),
+                "residenceUnit",
+            ),
+            *_eq(m.Family.special_type, f.special_type, "specialType"),
         ]
-        order = Order(m.Family.created_at, descending=True)
+        order = Order(m.Family.created_at, descending=True, default=True)
         return await _connection(
             info, FamilyType, order=order, first=first, after=after, filters=filters
         )
@@ -275,16 +282,16 @@ class Query:
     ) -> Connection[CaseType]:
         f = filter or CaseFilter()
         filters = [
-            *_in(m.Case.status, f.status),
-            *_in(m.Case.risk_level, f.risk_level),
-            *_eq(m.Case.lead_unit_id, _unit_id(f.lead_unit, "leadUnit")),
-            *_eq(m.Case.area_unit_id, _unit_id(f.area_unit, "areaUnit")),
+            *_in(m.Case.status, f.status, "status"),
+            *_in(m.Case.risk_level, f.risk_level, "riskLevel"),
+            *_eq(m.Case.lead_unit_id, _unit_id(f.lead_unit, "leadUnit"), "leadUnit"),
+            *_eq(m.Case.area_unit_id, _unit_id(f.area_unit, "areaUnit"), "areaUnit"),
         ]
         if f.opened_after:
-            filters.append(Filter(m.Case.opened_at, "gte", f.opened_after))
+            filters.append(Filter(m.Case.opened_at, "gte", f.opened_after, "openedAfter"))
         if f.opened_before:
-            filters.append(Filter(m.Case.opened_at, "lt", f.opened_before))
-        order = Order(m.Case.opened_at, _dir((order_by or CaseOrder()).direction))
+            filters.append(Filter(m.Case.opened_at, "lt", f.opened_before, "openedBefore"))
+        order = Order(m.Case.opened_at, _dir((order_by or CaseOrder()).direction), order_by is None)
         return await _connection(
             info, CaseType, order=order, first=first, after=after, filters=filters
         )
@@ -298,10 +305,12 @@ class Query:
         filter: InterventionFilter | None = None,
     ) -> Connection[InterventionType]:
         f = filter or InterventionFilter()
-        filters = [*_in(m.Intervention.kind, f.kind)]
+        filters = [*_in(m.Intervention.kind, f.kind, "kind")]
         if f.performed_after:
-            filters.append(Filter(m.Intervention.performed_at, "gte", f.performed_after))
-        order = Order(m.Intervention.performed_at, descending=True)
+            filters.append(
+                Filter(m.Intervention.performed_at, "gte", f.performed_after, "performedAfter")
+            )
+        order = Order(m.Intervention.performed_at, descending=True, default=True)
         return await _connection(
             info, InterventionType, order=order, first=first, after=after, filters=filters
         )
@@ -318,11 +327,11 @@ class Query:
         f = filter or AlertFilter()
         o = order_by or AlertOrder()
         filters = [
-            *_in(m.Alert.status, f.status),
-            *_in(m.Alert.risk_level, f.risk_level),
-            *_eq(m.Alert.target_unit_id, _unit_id(f.target_unit, "targetUnit")),
+            *_in(m.Alert.status, f.status, "status"),
+            *_in(m.Alert.risk_level, f.risk_level, "riskLevel"),
+            *_eq(m.Alert.target_unit_id, _unit_id(f.target_unit, "targetUnit"), "targetUnit"),
         ]
-        order = Order(getattr(m.Alert, o.field.value), _dir(o.direction))
+        order = Order(getattr(m.Alert, o.field.value), _dir(o.direction), order_by is None)
         return await _connection(
             info, AlertType, order=order, first=first, after=after, filters=filters
         )
@@ -337,10 +346,10 @@ class Query:
     ) -> Connection[ReferralType]:
         f = filter or ReferralFilter()
         filters = [
-            *_in(m.Referral.status, f.status),
-            *_eq(m.Referral.to_unit_id, _unit_id(f.to_unit, "toUnit")),
+            *_in(m.Referral.status, f.status, "status"),
+            *_eq(m.Referral.to_unit_id, _unit_id(f.to_unit, "toUnit"), "toUnit"),
         ]
-        order = Order(m.Referral.created_at, descending=True)
+        order = Order(m.Referral.created_at, descending=True, default=True)
         return await _connection(
             info, ReferralType, order=order, first=first, after=after, filters=filters
         )
@@ -355,10 +364,10 @@ class Query:
     ) -> Connection[UnitType]:
         f = filter or UnitFilter()
         filters = [
-            *_in(m.Unit.kind, f.kind),
-            *_eq(m.Unit.parent_id, _unit_id(f.parent, "parent")),
+            *_in(m.Unit.kind, f.kind, "kind"),
+            *_eq(m.Unit.parent_id, _unit_id(f.parent, "parent"), "parent"),
         ]
-        order = Order(m.Unit.name)
+        order = Order(m.Unit.name, default=True)
         return await _connection(
             info, UnitType, order=order, first=first, after=after, filters=filters
         )

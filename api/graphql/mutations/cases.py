@@ -37,10 +37,11 @@ class CasePayload:
     errors: list[UserError]
 
 
-@strawberry.input
+@strawberry.input(description="Give exactly one of case (casework) or family (a family service).")
 class RecordInterventionInput:
-    case: relay.GlobalID
     kind: InterventionKind
+    case: relay.GlobalID | None = None
+    family: relay.GlobalID | None = None
     performed_at: datetime.datetime | None = None
     notes: str | None = None
     outcome: str | None = None
@@ -65,6 +66,15 @@ class RaiseAlertInput:
 class AlertPayload:
     alert: AlertType | None
     errors: list[UserError]
+
+
+def _intervention_target(input: RecordInterventionInput) -> tuple[type, int, str]:
+    if (input.case is None) == (input.family is None):
+        raise DomainError(ErrorCode.INVALID, "须且只能指定个案或家庭之一", ("case",))
+    if input.case is not None:
+        return m.Case, ids.decode(input.case, "Case", "case")[1], "case"
+    assert input.family is not None
+    return m.Family, ids.decode(input.family, "Family", "family")[1], "family"
 
 
 def _when(value: datetime.datetime | None, now: datetime.datetime, field: str) -> datetime.datetime:
@@ -96,7 +106,7 @@ class CaseMutations:
             subject = (await gate.by_ids(m.Person, [subject_id])).get(subject_id)
             if subject is None:
                 raise NotFound(("subject",))
-            gate.authorize(Entity.CASE, "create", subject.relations)
+            gate.authorize(Entity.CASE, "create", subject.relations, subject.conditions)
             if family_id is not None and family_id not in await gate.by_ids(m.Family, [family_id]):
                 raise NotFound(("family",))
             staff_id, unit_id = gate.subject.staff_id, gate.subject.unit_id
@@ -186,24 +196,27 @@ class CaseMutations:
         self, info: strawberry.Info, input: RecordInterventionInput
     ) -> InterventionPayload:
         async def action(gate: Gate) -> int:
-            case_id, performed_at, notes, outcome = collect(
-                lambda: ids.decode(input.case, "Case", "case")[1],
+            target, performed_at, notes, outcome = collect(
+                lambda: _intervention_target(input),
                 lambda: _when(input.performed_at, gate.now, "performedAt"),
                 lambda: _text(input.notes, 10000, "notes"),
                 lambda: _text(input.outcome, 2000, "outcome"),
             )
-            case = (await gate.by_ids(m.Case, [case_id])).get(case_id)
-            if case is None:
-                raise NotFound(("case",))
-            gate.authorize(Entity.INTERVENTION, "create", case.relations)
-            if case.row.status is CaseStatus.CLOSED:
+            model, number, field = target
+            anchor = (await gate.by_ids(model, [number])).get(number)
+            if anchor is None:
+                raise NotFound((field,))
+            action = f"create:{input.kind.value}"
+            gate.authorize(Entity.INTERVENTION, action, anchor.relations, anchor.conditions)
+            if model is m.Case and anchor.row.status == CaseStatus.CLOSED:
                 raise DomainError(
                     ErrorCode.INVALID_TRANSITION, "个案已结案，不能记录服务", ("case",)
                 )
             unit_id = gate.subject.unit_id
             assert unit_id is not None
             intervention = m.Intervention(
-                case_id=case_id,
+                case_id=number if model is m.Case else None,
+                family_id=number if model is m.Family else None,
                 kind=input.kind,
                 performed_at=performed_at,
                 staff_id=gate.subject.staff_id,

@@ -142,6 +142,8 @@ class PersonMutations:
                 address=address,
                 residence_unit_id=residence,
                 school_unit_id=school,
+                created_at=gate.now,
+                created_by_staff_id=gate.subject.staff_id,
             )
             person.set_categories(set(input.categories or ()))
             gate.add(person)

@@ -9,6 +9,7 @@ from strawberry import relay
 from api.graphql.types.base import REDACTED_DOC, Gated, load_one
 from api.graphql.types.cases import CaseType
 from api.graphql.types.enums import Instrument, InterventionKind
+from api.graphql.types.families import FamilyType
 from api.graphql.types.units import StaffType, UnitType
 from authz.gate import Visible
 from domain import models as m
@@ -31,6 +32,11 @@ class InterventionType(relay.Node, Gated):
     async def case(self, info: strawberry.Info) -> CaseType | None:
         assert self._visible is not None
         return await load_one(info, CaseType, self._visible.row.case_id)
+
+    @strawberry.field(description="For family services without a case.")
+    async def family(self, info: strawberry.Info) -> FamilyType | None:
+        assert self._visible is not None
+        return await load_one(info, FamilyType, self._visible.row.family_id)
 
     @strawberry.field
     async def staff(self, info: strawberry.Info) -> StaffType | None:

@@ -1,0 +1,238 @@
+"""Conditions: attributes of a record that a grant can depend on, computed in SQL.
+
+Some grants hold only for some records: police see persons *of high-risk cases*, the
+family-planning association sees *失独 and 伤残* families, the psychiatrist sees *registered
+severe-mental-disorder patients* in the jurisdiction. A condition is a boolean SQL expression per
+entity; the gate ANDs it with the relation of the grant in the row filter and selects it as a flag
+column, so a row's decision key is (entity, relations, conditions) — still a handful of distinct
+keys per request, however many rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from enum import StrEnum
+
+from sqlalchemy import ColumnElement, and_, false, not_, or_, select, true
+
+from authz.entities import Entity
+from domain import models as m
+from domain.cases import CaseStatus, RiskLevel
+from domain.classification import FieldClass
+from domain.families import SpecialFamilyType
+from domain.persons import SENSITIVE_CATEGORIES
+from domain.persons import PopulationCategory as Cat
+from domain.referrals import ReferralStatus
+
+
+class Condition(StrEnum):
+    MINOR = "minor"
+    UNDER_14 = "under_14"
+    ADULT_PLAIN = "adult_plain"
+    """An adult with no sensitive category."""
+    HIGH_RISK = "high_risk"
+    MEDIUM_RISK = "medium_risk"
+    LOW_RISK = "low_risk"
+    SMD = "smd"
+    SHIDU = "shidu"
+    SHANGCAN = "shangcan"
+    LOW_INCOME = "low_income"
+    EXTREME_POVERTY = "extreme_poverty"
+    DISABLED = "disabled"
+    DISABLED_FAMILY = "disabled_family"
+    WOMAN_CHILD = "woman_child"
+    VIOLENCE_VICTIM = "violence_victim"
+    SHARE_BASIC = "share_basic"
+    SHARE_IDENTITY = "share_identity"
+    SHARE_ID_NUMBER = "share_id_number"
+    SHARE_CONTACT = "share_contact"
+    SHARE_CASE_ADMIN = "share_case_admin"
+    SHARE_NARRATIVE = "share_narrative"
+    SHARE_CLINICAL = "share_clinical"
+    SHARE_FAMILY_CIRCUMSTANCE = "share_family_circumstance"
+
+
+ANY = "*"
+
+CATEGORY_CONDITIONS: dict[Condition, Cat] = {
+    Condition.SMD: Cat.SEVERE_MENTAL_DISORDER,
+    Condition.SHIDU: Cat.BEREAVED_ONLY_CHILD,
+    Condition.SHANGCAN: Cat.ONLY_CHILD_DISABLED_FAMILY,
+    Condition.LOW_INCOME: Cat.LOW_INCOME,
+    Condition.EXTREME_POVERTY: Cat.EXTREME_POVERTY,
+    Condition.DISABLED: Cat.DISABLED,
+    Condition.DISABLED_FAMILY: Cat.DISABLED_FAMILY,
+    Condition.WOMAN_CHILD: Cat.WOMAN_CHILD_IN_DIFFICULTY,
+    Condition.VIOLENCE_VICTIM: Cat.VIOLENCE_VICTIM,
+}
+
+SHARE_CONDITIONS: dict[Condition, FieldClass] = {
+    Condition.SHARE_BASIC: FieldClass.BASIC,
+    Condition.SHARE_IDENTITY: FieldClass.IDENTITY,
+    Condition.SHARE_ID_NUMBER: FieldClass.ID_NUMBER,
+    Condition.SHARE_CONTACT: FieldClass.CONTACT,
+    Condition.SHARE_CASE_ADMIN: FieldClass.CASE_ADMIN,
+    Condition.SHARE_NARRATIVE: FieldClass.NARRATIVE,
+    Condition.SHARE_CLINICAL: FieldClass.CLINICAL,
+    Condition.SHARE_FAMILY_CIRCUMSTANCE: FieldClass.FAMILY_CIRCUMSTANCE,
+}
+CONSENT_ONLY = frozenset(
+    {FieldClass.ID_NUMBER, FieldClass.CLINICAL, FieldClass.FAMILY_CIRCUMSTANCE}
+)
+"""Shared with a partner only when the consent's own scope names them, not the referral alone."""
+
+Conditions = dict[Condition, ColumnElement[bool]]
+
+
+def _years_ago(today: date, years: int) -> date:
+    try:
+        return today.replace(year=today.year - years)
+    except ValueError:  # 29 February
+        return today.replace(year=today.year - years, day=28)
+
+
+def _sel(*cols: object):  # type: ignore[no-untyped-def]
+    return select(*cols).correlate(None)  # type: ignore[call-overload]
+
+
+class ConditionCompiler:
+    """Condition predicates per entity, for one subject's request."""
+
+    def __init__(self, today: date, unit_id: int | None) -> None:
+        self.today = today
+        self.unit_id = unit_id
+        self._cache: dict[Entity, Conditions] = {}
+
+    def conditions(self, entity: Entity) -> Conditions:
+        if entity not in self._cache:
+            builder = _BUILDERS.get(entity)
+            self._cache[entity] = builder(self) if builder else {}
+        return self._cache[entity]
+
+    # -- persons -------------------------------------------------------------------------------
+
+    def person_in_category(
+        self, person_id: ColumnElement[int], category: Cat
+    ) -> ColumnElement[bool]:
+        return person_id.in_(
+            _sel(m.PersonCategory.person_id).where(m.PersonCategory.category == category)
+        )
+
+    def shared_cases(self, field_class: FieldClass) -> ColumnElement[bool] | None:
+        """Cases with an accepted referral to the viewer's unit that shares ``field_class``."""
+        if self.unit_id is None:
+            return None
+        token = f"%{field_class.value}%"
+        condition = and_(
+            m.Referral.to_unit_id == self.unit_id,
+            m.Referral.status == ReferralStatus.ACCEPTED,
+            m.Referral.shared_classes.like(token),
+        )
+        if field_class in CONSENT_ONLY:
+            condition = and_(
+                condition,
+                m.Referral.consent_id.in_(_sel(m.Consent.id).where(m.Consent.scope.like(token))),
+            )
+        return m.Case.id.in_(_sel(m.Referral.case_id).where(condition))
+
+
+def _person(c: ConditionCompiler) -> Conditions:
+    minor_bound = _years_ago(c.today, 18)
+    under14_bound = _years_ago(c.today, 14)
+    p = m.Person
+    minor = p.birth_date > minor_bound
+    sensitive = p.id.in_(
+        _sel(m.PersonCategory.person_id).where(m.PersonCategory.category.in_(SENSITIVE_CATEGORIES))
+    )
+    out: Conditions = {
+        Condition.MINOR: minor,
+        Condition.UNDER_14: p.birth_date > under14_bound,
+        Condition.ADULT_PLAIN: and_(or_(p.birth_date.is_(None), not_(minor)), not_(sensitive)),
+    }
+    for condition, risk in (
+        (Condition.HIGH_RISK, RiskLevel.HIGH),
+        (Condition.MEDIUM_RISK, RiskLevel.MEDIUM),
+        (Condition.LOW_RISK, RiskLevel.LOW),
+    ):
+        out[condition] = p.id.in_(
+            _sel(m.Case.subject_id).where(
+                m.Case.risk_level == risk, m.Case.status != CaseStatus.CLOSED
+            )
+        )
+    for condition, category in CATEGORY_CONDITIONS.items():
+        out[condition] = c.person_in_category(p.id, category)
+    for condition, field_class in SHARE_CONDITIONS.items():
+        cases = c.shared_cases(field_class)
+        out[condition] = (
+            false() if cases is None else p.id.in_(_sel(m.Case.subject_id).where(cases))
+        )
+    return out
+
+
+def _case(c: ConditionCompiler) -> Conditions:
+    k = m.Case
+    out: Conditions = {
+        Condition.HIGH_RISK: k.risk_level == RiskLevel.HIGH,
+        Condition.MEDIUM_RISK: k.risk_level == RiskLevel.MEDIUM,
+        Condition.LOW_RISK: k.risk_level == RiskLevel.LOW,
+        Condition.MINOR: k.subject_id.in_(
+            _sel(m.Person.id).where(m.Person.birth_date > _years_ago(c.today, 18))
+        ),
+    }
+    for condition, category in CATEGORY_CONDITIONS.items():
+        out[condition] = c.person_in_category(k.subject_id, category)
+    for condition, field_class in SHARE_CONDITIONS.items():
+        cases = c.shared_cases(field_class)
+        out[condition] = false() if cases is None else cases
+    return out
+
+
+def _family(_c: ConditionCompiler) -> Conditions:
+    f = m.Family
+    return {
+        Condition.SHIDU: f.special_type == SpecialFamilyType.BEREAVED_ONLY_CHILD,
+        Condition.SHANGCAN: f.special_type == SpecialFamilyType.ONLY_CHILD_DISABLED,
+    }
+
+
+def _via(
+    column: ColumnElement[int], parent_key: ColumnElement[int], parent: Entity
+) -> Callable[[ConditionCompiler], Conditions]:
+    """A child record has its parent's conditions (an intervention of a high-risk case...)."""
+
+    def build(c: ConditionCompiler) -> Conditions:
+        return {
+            cond: column.in_(_sel(parent_key).where(pred))
+            for cond, pred in c.conditions(parent).items()
+        }
+
+    return build
+
+
+def _intervention(c: ConditionCompiler) -> Conditions:
+    by_case = _via(m.Intervention.case_id, m.Case.id, Entity.CASE)(c)
+    by_family = _via(m.Intervention.family_id, m.Family.id, Entity.FAMILY)(c)
+    return {
+        cond: or_(by_case.get(cond, false()), by_family.get(cond, false()))
+        for cond in by_case.keys() | by_family.keys()
+    }
+
+
+_BUILDERS: dict[Entity, Callable[[ConditionCompiler], Conditions]] = {
+    Entity.PERSON: _person,
+    Entity.CASE: _case,
+    Entity.FAMILY: _family,
+    Entity.FAMILY_MEMBER: _via(m.FamilyMember.family_id, m.Family.id, Entity.FAMILY),
+    Entity.GUARDIANSHIP: _via(m.Guardianship.ward_id, m.Person.id, Entity.PERSON),
+    Entity.CONSENT: _via(m.Consent.person_id, m.Person.id, Entity.PERSON),
+    Entity.INTERVENTION: _intervention,
+    Entity.ASSESSMENT: _via(m.Assessment.case_id, m.Case.id, Entity.CASE),
+    Entity.REFERRAL: _via(m.Referral.case_id, m.Case.id, Entity.CASE),
+    Entity.CASE_STATUS_CHANGE: _via(m.CaseStatusChange.case_id, m.Case.id, Entity.CASE),
+    Entity.CASE_CO_UNIT: _via(m.CaseCoUnit.case_id, m.Case.id, Entity.CASE),
+    Entity.CASE_ASSIGNMENT: _via(m.CaseAssignment.case_id, m.Case.id, Entity.CASE),
+    Entity.ALERT: _via(m.Alert.case_id, m.Case.id, Entity.CASE),
+}
+
+__all__ = ["ANY", "CONSENT_ONLY", "Condition", "ConditionCompiler", "true"]
