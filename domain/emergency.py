@@ -37,13 +37,16 @@ class EmergencyGrant(Protected, Base):
         UTCDateTime, info=classified(FieldClass.CASE_ADMIN)
     )
     reviewed_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
-    review_comment: Mapped[str | None] = mapped_column(
-        Text, info=classified(FieldClass.CASE_ADMIN)
-    )
+    review_comment: Mapped[str | None] = mapped_column(Text, info=classified(FieldClass.CASE_ADMIN))
 
     @classmethod
     def open(
-        cls, *, case_id: int, staff_id: int, reason: str, at: datetime,
+        cls,
+        *,
+        case_id: int,
+        staff_id: int,
+        reason: str,
+        at: datetime,
         duration: timedelta = DEFAULT_DURATION,
     ) -> EmergencyGrant:
         text = reason.strip()
