@@ -18,8 +18,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
 from api.auth import SubjectUser, TokenBackend, on_auth_error
-from api.context import RequestContext, build_context, new_request_id
+from api.context import PURPOSE_HEADER, RequestContext, build_context, new_request_id
 from api.graphql.schema import build_schema
+from api.ratelimit import RateLimiter
 from api.settings import Settings
 from api.tokens import TokenService
 from authz.policy import AllowAllPolicy, Policy
@@ -39,6 +40,7 @@ class XinqiaoGraphQL(GraphQL[RequestContext, None]):
         self.policy = policy
         self.settings = settings
         self.sessions = sessions
+        self.lookup_limiter = RateLimiter(settings.lookup_limit_per_minute, 60.0)
 
     async def get_context(self, request: Request, response: Any) -> RequestContext:  # type: ignore[override]
         user = request.scope.get("user")
@@ -50,9 +52,11 @@ class XinqiaoGraphQL(GraphQL[RequestContext, None]):
             subject=subject,
             request_id=new_request_id(request.headers.get("x-request-id")),
             client_address=request.client.host if request.client else None,
+            purpose=request.headers.get(PURPOSE_HEADER),
         )
         context.request = request
         context.response = response
+        context.lookup_limiter = self.lookup_limiter
         return context
 
 

@@ -14,12 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.exceptions import StrawberryGraphQLError
 
 from api.graphql.loaders import Loaders
+from api.ratelimit import RateLimiter
 from api.settings import Settings
 from audit.log import RequestAccessLog
 from authz.gate import Gate
 from authz.policy import Policy
+from authz.purpose import PurposeNotAllowed, resolve_purpose
 from authz.subject import Subject
 
+PURPOSE_HEADER = "X-Purpose-Of-Use"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
@@ -27,6 +30,14 @@ class Unauthenticated(StrawberryGraphQLError):
     def __init__(self) -> None:
         super().__init__(
             "请先登录 (authentication required)", extensions={"code": "UNAUTHENTICATED"}
+        )
+
+
+class PurposeRefused(StrawberryGraphQLError):
+    def __init__(self) -> None:
+        super().__init__(
+            "声明的使用目的无效或不适用于您的角色 (purpose of use not allowed)",
+            extensions={"code": "FORBIDDEN_PURPOSE", "header": PURPOSE_HEADER},
         )
 
 
@@ -41,6 +52,8 @@ class RequestContext:
     loaders: Loaders = field(init=False)
     request: Any = None
     response: Any = None
+    purpose_refused: bool = False
+    lookup_limiter: RateLimiter | None = None
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self._gate)
@@ -50,6 +63,8 @@ class RequestContext:
         """The enforcement point. Unauthenticated callers get nothing, not an empty scope."""
         if not self.subject.authenticated:
             raise Unauthenticated()
+        if self.purpose_refused:
+            raise PurposeRefused()
         return self._gate
 
     async def finish(self) -> None:
@@ -78,10 +93,19 @@ def build_context(
     subject: Subject,
     request_id: str,
     client_address: str | None = None,
+    purpose: str | None = None,
 ) -> RequestContext:
     session = sessions()
+    refused = False
+    try:
+        resolved = resolve_purpose(subject.roles, purpose)
+    except PurposeNotAllowed:
+        resolved, refused = resolve_purpose(subject.roles, None), True
     access_log = RequestAccessLog(
-        request_id=request_id, actor=subject.actor, client_address=client_address
+        request_id=request_id,
+        actor=subject.actor,
+        client_address=client_address,
+        purpose=resolved.value,
     )
     gate = Gate(session=session, subject=subject, policy=policy, sink=access_log)
     return RequestContext(
@@ -91,4 +115,5 @@ def build_context(
         access_log=access_log,
         _gate=gate,
         _session=session,
+        purpose_refused=refused,
     )

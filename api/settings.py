@@ -27,6 +27,7 @@ class Settings:
     max_page_size: int = 100
     max_query_depth: int = 10
     max_body_bytes: int = 1_000_000
+    lookup_limit_per_minute: int = 30
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -46,6 +47,9 @@ class Settings:
                 max_page_size=int(e.get("XINQIAO_MAX_PAGE_SIZE", d.max_page_size)),
                 max_query_depth=int(e.get("XINQIAO_MAX_QUERY_DEPTH", d.max_query_depth)),
                 max_body_bytes=int(e.get("XINQIAO_MAX_BODY_BYTES", d.max_body_bytes)),
+                lookup_limit_per_minute=int(
+                    e.get("XINQIAO_LOOKUP_LIMIT_PER_MINUTE", d.lookup_limit_per_minute)
+                ),
             )
         except ValueError as exc:
             raise SystemExit(f"invalid configuration: {exc}") from None

@@ -21,7 +21,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
@@ -36,11 +36,15 @@ from authz.policy import Grant, Policy
 from authz.relations import Relation, RelationCompiler
 from authz.subject import Subject
 from domain.base import Base
+from domain.cases import Case
 from domain.classification import FieldClass, field_classes
 from domain.disclosure import AccessKind, Disclosure, DisclosureSink
+from domain.emergency import EmergencyGrant
 from domain.errors import DomainError, ErrorCode, NotFound
+from domain.persons import Person
 from domain.session import ROW_SCOPE
 from domain.units import Unit
+from domain.values import age_band, mask_name
 
 M = TypeVar("M", bound=Base)
 
@@ -94,6 +98,15 @@ class Order:
     @property
     def key(self) -> str:
         return f"{self.column.key}:{'desc' if self.descending else 'asc'}"
+
+
+@dataclass(frozen=True, slots=True)
+class LookupHit:
+    person_id: int
+    visible: Visible[Any] | None
+    """Set when the person is inside the subject's relations (then reveal as usual)."""
+    basic: dict[str, Any]
+    """Masked name, gender, age band, residence: all a search may show."""
 
 
 @dataclass(slots=True)
@@ -236,6 +249,10 @@ class Gate:
                 conditions.append(col >= f.value)
             elif f.op == "lt":
                 conditions.append(col < f.value)
+            elif f.op == "is_null":
+                conditions.append(col.is_(None))
+            elif f.op == "is_not_null":
+                conditions.append(col.is_not(None))
             else:  # pragma: no cover - programming error
                 raise ValueError(f"unknown filter op {f.op}")
         return conditions
@@ -328,13 +345,15 @@ class Gate:
         )
         return int((await self._execute(stmt)).scalar_one())
 
-    async def by_ids(self, model: type[M], ids: Sequence[int]) -> dict[int, Visible[M]]:
+    async def by_ids(
+        self, model: type[M], ids: Sequence[int], *, log_misses: bool = True
+    ) -> dict[int, Visible[M]]:
         """Visible rows among ``ids``. Misses are logged the same whether missing or hidden."""
         pk = inspect(model).primary_key[0]
         wanted = set(ids)
         stmt = self._scoped(model, pk.in_(wanted))
         found = {} if stmt is None else {v.row.id: v for v in await self._rows(model, stmt)}  # type: ignore[attr-defined]
-        for missing in sorted(wanted - found.keys()):
+        for missing in sorted(wanted - found.keys()) if log_misses else ():
             self._sink.record(
                 Disclosure(AccessKind.DENIED, entity_of(model).value, missing, reason="not_found")
             )
@@ -445,6 +464,89 @@ class Gate:
             self._sink.record(Disclosure(AccessKind.DENIED, entity.value, record_id, reason=action))
             raise Forbidden()
         return relation
+
+    async def break_glass(self, case_id: int, *, reason: str, duration: timedelta) -> int:
+        """Open an emergency grant on one case in the subject's jurisdiction (紧急访问).
+
+        Authorization comes first, so a role that may not break glass learns nothing about
+        whether the case exists. The grant and every disclosure under it are logged.
+        """
+        self.authorize(Entity.CASE, "break_glass", {Relation.JURISDICTION}, record_id=case_id)
+        in_area = self._relations.predicates(Entity.CASE)[Relation.JURISDICTION]
+        stmt = (
+            select(Case.id)
+            .where(Case.id == case_id, in_area)
+            .execution_options(**{ROW_SCOPE: self.subject.username})
+        )
+        if (await self._execute(stmt)).scalar_one_or_none() is None:
+            self._sink.record(
+                Disclosure(AccessKind.DENIED, Entity.CASE.value, case_id, reason="break_glass")
+            )
+            raise NotFound(("case",))
+        assert self.subject.staff_id is not None
+        grant = EmergencyGrant.open(
+            case_id=case_id,
+            staff_id=self.subject.staff_id,
+            reason=reason,
+            at=self.now,
+            duration=duration,
+        )
+        self.add(grant)
+        await self.flush()
+        self._sink.record(
+            Disclosure(
+                AccessKind.WRITE,
+                Entity.EMERGENCY_GRANT.value,
+                grant.id,
+                fields=("case_id", "expires_at", "reason"),
+                relations=(Relation.EMERGENCY.value,),
+                reason="break_glass",
+            )
+        )
+        return grant.id
+
+    async def lookup_persons(
+        self, *, id_number: str | None, phone: str | None, limit: int = 10
+    ) -> list[LookupHit]:
+        """Search is not browsing: an exact lookup (to avoid duplicates at intake) may confirm
+        that a person exists outside the subject's relations and show basic fields only. Each
+        hit is logged as a search."""
+        self.authorize(Entity.PERSON, "search", {Relation.DIRECTORY})
+        if id_number is None and phone is None:
+            return []
+        p = Person
+        match = p.id_number == id_number if id_number is not None else p.phone == phone
+        stmt = (
+            select(p.id, p.name, p.gender, p.birth_date, p.residence_unit_id)
+            .where(match)
+            .order_by(p.id)
+            .limit(limit)
+            .execution_options(**{ROW_SCOPE: self.subject.username})
+        )
+        rows = (await self._execute(stmt)).all()
+        visible = await self.by_ids(p, [r.id for r in rows], log_misses=False)
+        hits: list[LookupHit] = []
+        by = "id_number" if id_number is not None else "phone"
+        for r in rows:
+            basic = {
+                "masked_name": mask_name(r.name),
+                "gender": r.gender,
+                "age_band": age_band(r.birth_date, self.now.date()),
+                "residence_unit_id": r.residence_unit_id,
+            }
+            self._sink.record(
+                Disclosure(
+                    AccessKind.SEARCH,
+                    Entity.PERSON.value,
+                    r.id,
+                    fields=tuple(sorted(basic)),
+                    field_classes=(FieldClass.BASIC.value,),
+                    relations=tuple(sorted(visible[r.id].relations)) if r.id in visible else (),
+                    reason=f"lookup_by_{by}",
+                )
+            )
+            hits.append(LookupHit(r.id, visible.get(r.id), basic))
+        return hits
 
     async def new_record_relations(
         self, *, area_unit_id: int, school_unit_id: int | None = None

@@ -22,6 +22,7 @@ class ErrorCode(StrEnum):
     INVALID_TRANSITION = "INVALID_TRANSITION"
     DUPLICATE = "DUPLICATE"
     CONFLICT = "CONFLICT"
+    RATE_LIMITED = "RATE_LIMITED"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from domain.base import Base, Id, Protected, UTCDateTime, enum_column, utcnow
 from domain.classification import FieldClass, classified
-from domain.values import age_band, age_on, mask_name
+from domain.values import age_band, age_on, mask_id_number, mask_name
 
 MINOR_AGE = 18
 CONSENT_AGE = 14
@@ -97,6 +97,7 @@ class Person(Protected, Base):
 
     derived_field_classes: ClassVar[dict[str, FieldClass]] = {
         "masked_name": FieldClass.BASIC,
+        "masked_id_number": FieldClass.IDENTITY,
         "age_band": FieldClass.BASIC,
         "is_minor": FieldClass.BASIC,
         "categories": FieldClass.BASIC,
@@ -106,6 +107,11 @@ class Person(Protected, Base):
     @property
     def masked_name(self) -> str | None:
         return mask_name(self.name)
+
+    @property
+    def masked_id_number(self) -> str | None:
+        """110105********1234: region and last four only (GB/T 35273 display limits)."""
+        return mask_id_number(self.id_number)
 
     @property
     def age_band(self) -> str | None:

@@ -116,3 +116,10 @@ def mask_name(name: str | None) -> str | None:
     if not name:
         return None
     return name[0] + "*" * max(1, len(name) - 1)
+
+
+def mask_id_number(number: str | None) -> str | None:
+    """First six and last four characters; the birth date and sequence are hidden."""
+    if not number or len(number) < 10:
+        return None
+    return number[:6] + "*" * (len(number) - 10) + number[-4:]

@@ -19,6 +19,7 @@ from api.graphql.selection import requested
 from api.graphql.types.alerts import AlertType
 from api.graphql.types.base import Connection, Edge, PageInfo, _Counter, ctx, load_one
 from api.graphql.types.cases import AssignmentType, CaseType, StatusChangeType
+from api.graphql.types.emergency import EmergencyAccessType
 from api.graphql.types.enums import (
     AlertStatus,
     CaseStatus,
@@ -37,6 +38,7 @@ from api.graphql.types.units import StaffType, UnitType, Viewer
 from authz.gate import Filter, Order
 from domain import models as m
 from domain.errors import DomainError, ErrorCode
+from domain.values import MobilePhone, ResidentId
 
 NODE_TYPES: dict[str, Any] = {
     t.__strawberry_definition__.name: t
@@ -55,6 +57,7 @@ NODE_TYPES: dict[str, Any] = {
         ConsentType,
         UnitType,
         StaffType,
+        EmergencyAccessType,
     )
 }
 
@@ -198,6 +201,32 @@ class UnitFilter:
 
 def _dir(direction: OrderDirection) -> bool:
     return direction is OrderDirection.DESC
+
+
+@strawberry.type(description="What an exact lookup may show of a person outside your relations.")
+class PersonBasic:
+    masked_name: str | None
+    gender: Gender | None
+    age_band: str | None
+    _residence_unit_id: strawberry.Private[int | None]
+
+    @strawberry.field
+    async def residence_unit(self, info: strawberry.Info) -> UnitType | None:
+        return await load_one(info, UnitType, self._residence_unit_id)
+
+
+@strawberry.type(description="One result of an exact lookup.")
+class PersonMatch:
+    in_scope: bool = strawberry.field(description="Whether the person is within your relations.")
+    basic: PersonBasic
+    person: PersonType | None = strawberry.field(
+        description="The full record as you may see it; null when outside your relations."
+    )
+
+
+@strawberry.input
+class EmergencyAccessFilter:
+    unreviewed: bool | None = None
 
 
 @strawberry.type
@@ -352,6 +381,67 @@ class Query:
         order = Order(m.Referral.created_at, descending=True, default=True)
         return await _connection(
             info, ReferralType, order=order, first=first, after=after, filters=filters
+        )
+
+    @strawberry.field(
+        description=(
+            "Exact lookup by resident ID number or mobile phone, to avoid duplicates at intake. "
+            "May confirm that a person exists outside your relations (basic fields only); "
+            "rate limited and logged as a search."
+        )
+    )
+    async def lookup_persons(
+        self, info: strawberry.Info, id_number: str | None = None, phone: str | None = None
+    ) -> list[PersonMatch]:
+        c = ctx(info)
+        gate = c.gate
+        if (id_number is None) == (phone is None):
+            raise DomainError(
+                ErrorCode.INVALID, "须且只能提供身份证号码或手机号码之一", ("idNumber",)
+            )
+        try:
+            number = ResidentId.parse(id_number).value if id_number is not None else None
+            mobile = MobilePhone.parse(phone).value if phone is not None else None
+        except DomainError as e:
+            raise e.at("idNumber" if id_number is not None else "phone") from None
+        if c.lookup_limiter is not None and not c.lookup_limiter.hit(gate.subject.staff_id):
+            raise DomainError(ErrorCode.RATE_LIMITED, "查询过于频繁，请稍后再试")
+        hits = await gate.lookup_persons(id_number=number, phone=mobile)
+        names = requested(info, ("person",))
+        return [
+            PersonMatch(
+                in_scope=hit.visible is not None,
+                basic=PersonBasic(
+                    masked_name=hit.basic["masked_name"],
+                    gender=hit.basic["gender"],
+                    age_band=hit.basic["age_band"],
+                    _residence_unit_id=hit.basic["residence_unit_id"],
+                ),
+                person=None
+                if hit.visible is None
+                else PersonType.from_names(hit.visible, info, names),
+            )
+            for hit in hits
+        ]
+
+    @strawberry.field(
+        description="Break-glass grants: all of them for auditors, your own otherwise."
+    )
+    async def emergency_accesses(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        filter: EmergencyAccessFilter | None = None,
+    ) -> Connection[EmergencyAccessType]:
+        f = filter or EmergencyAccessFilter()
+        filters: list[Filter] = []
+        if f.unreviewed is not None:
+            op = "is_null" if f.unreviewed else "is_not_null"
+            filters.append(Filter(m.EmergencyGrant.reviewed_at, op, None, "unreviewed"))
+        order = Order(m.EmergencyGrant.granted_at, descending=True, default=True)
+        return await _connection(
+            info, EmergencyAccessType, order=order, first=first, after=after, filters=filters
         )
 
     @strawberry.field

@@ -18,6 +18,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from api.graphql.extensions import AccessLogCommit, SafeErrors
 from api.graphql.mutations.cases import CaseMutations
+from api.graphql.mutations.emergency import EmergencyMutations
 from api.graphql.mutations.persons import PersonMutations
 from api.graphql.mutations.units import UnitMutations
 from api.graphql.queries import Query
@@ -28,7 +29,7 @@ SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 
 
 @strawberry.type
-class Mutation(PersonMutations, CaseMutations, UnitMutations):
+class Mutation(PersonMutations, CaseMutations, UnitMutations, EmergencyMutations):
     pass
 
 

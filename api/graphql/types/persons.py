@@ -38,6 +38,9 @@ class PersonType(relay.Node, Gated):
     )
     name: str | None = strawberry.field(default=None, description="Identity: full name.")
     birth_date: datetime.date | None = None
+    masked_id_number: str | None = strawberry.field(
+        default=None, description="Identity: region and last four digits only (110105********1234)."
+    )
     id_number: str | None = strawberry.field(default=None, description="Resident ID number.")
     phone: str | None = None
     address: str | None = None

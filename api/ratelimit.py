@@ -1,0 +1,29 @@
+"""A small per-process sliding-window rate limiter (for lookups; token limits come later).
+
+In memory, so each server process counts separately; a shared (Redis) store is the option for
+several processes, behind the same ``hit`` method.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict, deque
+from collections.abc import Hashable
+
+
+class RateLimiter:
+    def __init__(self, limit: int, window_seconds: float) -> None:
+        self.limit = limit
+        self.window = window_seconds
+        self._hits: dict[Hashable, deque[float]] = defaultdict(deque)
+
+    def hit(self, key: Hashable, now: float | None = None) -> bool:
+        """Count one use; False when the key is over its limit (the use is not counted)."""
+        t = time.monotonic() if now is None else now
+        hits = self._hits[key]
+        while hits and hits[0] <= t - self.window:
+            hits.popleft()
+        if len(hits) >= self.limit:
+            return False
+        hits.append(t)
+        return True
