@@ -29,6 +29,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check api authz audit domain migrations tests
 	$(BIN)/xinqiao schema export --check
+	$(BIN)/xinqiao policy matrix --check
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

@@ -50,6 +50,8 @@ class District:
     units: dict[str, int] = field(default_factory=dict)
     staff: dict[str, int] = field(default_factory=dict)
     communities: list[dict[str, int]] = field(default_factory=list)
+    records: list[dict[str, int]] = field(default_factory=list)
+    """Per community: record kind → id (see ``fixed_records``)."""
 
 
 class Generator:
@@ -117,7 +119,7 @@ ACCOUNTS: list[tuple[str, str, str, Role]] = [
     ("zongzhi", "综治中心", "governance", Role.GOVERNANCE),
     ("civil", "民政局", "civil", Role.CIVIL_AFFAIRS),
     ("jisheng", "计生协会", "jisheng", Role.FAMILY_PLANNING),
-    ("volunteer.li", "李志愿者", "community:0", Role.VOLUNTEER),
+    ("volunteer.li", "李志愿者", "volunteers", Role.VOLUNTEER),
     ("hotline", "96525热线", "hotline", Role.HOTLINE),
     ("fulian", "妇联", "fulian", Role.WOMENS_FEDERATION),
     ("canlian", "残联", "canlian", Role.DISABLED_FEDERATION),
@@ -160,6 +162,9 @@ async def build_district(s: AsyncSession) -> District:
     u["school2"] = await _add_unit(s, "示范区第二中学", UnitKind.SCHOOL, donghu, donghu)
     u["health_centre"] = await _add_unit(
         s, "东湖社区卫生服务中心", UnitKind.HEALTH_CENTRE, donghu, donghu
+    )
+    u["volunteers"] = await _add_unit(
+        s, "东湖第1社区志愿者服务队", UnitKind.BUREAU, u["community:0"]
     )
     u["social_station"] = await _add_unit(s, "东湖街道社工站", UnitKind.BUREAU, donghu, donghu)
     for key, name, kind in (
@@ -221,6 +226,8 @@ class Batch:
     referrals: list[dict[str, Any]] = field(
         default_factory=list
     )  # "_case"; "_consent" → person idx
+    tags: list[tuple[int, str, str, int]] = field(default_factory=list)
+    """(community index, kind, table, batch position) of the fixed records."""
 
     def person(self, row: dict[str, Any]) -> int:
         self.persons.append(row)
@@ -267,34 +274,42 @@ def _case(
 
 
 def fixed_records(g: Generator, d: District) -> Batch:
-    """One of each record kind per community, wired to the demo accounts."""
+    """One of each record kind per community, wired to the demo accounts.
+
+    Each record is tagged (``Batch.tags``) with its kind, so tests and tools can find "the minor
+    under 14 of community 0" without guessing. Persons: adult, minor, child_u14, guardian,
+    shidu_member, shidu_spouse, high_subject, medium_subject, low_income, smd, referred_subject,
+    emergency_subject; family: shidu_family; cases: high_case, medium_case, low_case, smd_case,
+    referred_case, emergency_case (a medium case nobody is assigned to, for break-glass).
+    """
     b = Batch()
+    cat = PopulationCategory
     for index, c in enumerate(d.communities):
         street_key = "donghu" if index < 2 else "xishan"
         grid = c["grid"]
         school2 = d.units["school2"] if street_key == "donghu" else None
-        adult = b.person(g.person(grid, min_age=25, max_age=55))
-        b.person(
-            g.person(
-                grid,
-                min_age=15,
-                max_age=17,
-                school=school2,
-                categories=[PopulationCategory.STUDENT],
-            )
+
+        def person(kind: str, lo: int, hi: int, **kw: Any) -> int:
+            i = b.person(g.person(grid, min_age=lo, max_age=hi, **kw))  # noqa: B023
+            b.tags.append((index, kind, "person", i))  # noqa: B023
+            return i
+
+        def case(kind: str, subject: int, risk: RiskLevel, lead: int, **kw: Any) -> int:
+            b.cases.append(_case(g, subject, grid, risk, lead, **kw))  # noqa: B023
+            ci = len(b.cases) - 1
+            b.tags.append((index, kind, "case", ci))  # noqa: B023
+            return ci
+
+        person("adult", 25, 55)
+        person("minor", 15, 17, school=school2, categories=[cat.STUDENT])
+        child = person(
+            "child_u14",
+            8,
+            12,
+            school=d.units["school1"],
+            categories=[cat.STUDENT, cat.LEFT_BEHIND_CHILD],
         )
-        child = b.person(
-            g.person(
-                grid,
-                min_age=8,
-                max_age=12,
-                school=d.units["school1"],
-                categories=[PopulationCategory.STUDENT, PopulationCategory.LEFT_BEHIND_CHILD],
-            )
-        )
-        guardian = b.person(
-            g.person(grid, min_age=60, max_age=70, categories=[PopulationCategory.ELDERLY_ALONE])
-        )
+        guardian = person("guardian", 60, 70, categories=[cat.ELDERLY_ALONE])
         b.guardians.append((child, guardian))
         # 失独 family: two bereaved parents, a linked volunteer, the family-planning association.
         f = b.family(
@@ -305,43 +320,28 @@ def fixed_records(g: Generator, d: District) -> Batch:
                 "created_at": g.now,
             }
         )
-        for rel in (MemberRelationship.HEAD, MemberRelationship.SPOUSE):
-            p = b.person(
-                g.person(
-                    grid,
-                    min_age=58,
-                    max_age=72,
-                    categories=[PopulationCategory.BEREAVED_ONLY_CHILD],
-                )
-            )
+        b.tags.append((index, "shidu_family", "family", f))
+        for kind, rel in (
+            ("shidu_member", MemberRelationship.HEAD),
+            ("shidu_spouse", MemberRelationship.SPOUSE),
+        ):
+            p = person(kind, 58, 72, categories=[cat.BEREAVED_ONLY_CHILD])
             b.members.append((f, p, rel))
         b.links.append((f, d.staff["volunteer.li"]))
-        smd = b.person(
-            g.person(
-                grid, min_age=30, max_age=60, categories=[PopulationCategory.SEVERE_MENTAL_DISORDER]
-            )
-        )
-        low_income = b.person(
-            g.person(grid, min_age=40, max_age=65, categories=[PopulationCategory.LOW_INCOME])
-        )
-        # Cases: high (a minor student), medium, low, severe mental disorder, referred to partner.
-        minor_student = b.person(
-            g.person(
-                grid,
-                min_age=14,
-                max_age=16,
-                school=school2,
-                categories=[PopulationCategory.STUDENT],
-            )
-        )
-        for subject, risk in (
-            (minor_student, RiskLevel.HIGH),
-            (adult, RiskLevel.MEDIUM),
-            (low_income, RiskLevel.LOW),
+        visit = _intervention(g, -1, d.units["jisheng"], InterventionKind.CONDOLENCE_VISIT)
+        b.interventions.append({**visit, "_case": None, "_family": f})
+        # Cases by tier (seed 001 routing), a registered severe-mental-disorder patient, a case
+        # referred to the partner agency, and one nobody is assigned to (for break-glass).
+        high = person("high_subject", 14, 16, school=school2, categories=[cat.STUDENT])
+        medium = person("medium_subject", 25, 60)
+        low = person("low_income", 40, 65, categories=[cat.LOW_INCOME])
+        for kind, subject, risk in (
+            ("high_case", high, RiskLevel.HIGH),
+            ("medium_case", medium, RiskLevel.MEDIUM),
+            ("low_case", low, RiskLevel.LOW),
         ):
             lead, co = routing(d, c, street_key, risk)
-            b.cases.append(_case(g, subject, grid, risk, lead))
-            ci = len(b.cases) - 1
+            ci = case(kind, subject, risk, lead)
             b.co_units += [(ci, u) for u in co]
             if risk is RiskLevel.LOW and index == 0:
                 b.assignments.append((ci, d.staff["grid.donghu"]))
@@ -350,23 +350,22 @@ def fixed_records(g: Generator, d: District) -> Batch:
             if risk is RiskLevel.HIGH and street_key == "donghu":
                 b.assignments += [(ci, d.staff["teacher.school2"]), (ci, d.staff["counselor"])]
             b.interventions.append(_intervention(g, ci, lead, InterventionKind.HOME_VISIT))
-        smd_case = _case(
-            g,
+        smd = person("smd", 30, 60, categories=[cat.SEVERE_MENTAL_DISORDER])
+        ci = case(
+            "smd_case",
             smd,
-            grid,
             RiskLevel.MEDIUM,
             d.units["mental_health_centre"],
             problem="病情稳定，规律服药",
         )
-        smd_case["diagnosis"] = "F20 精神分裂症（演示数据）"
-        b.cases.append(smd_case)
-        b.assignments.append((len(b.cases) - 1, d.staff["psychiatrist"]))
-        referred = b.person(g.person(grid, min_age=20, max_age=50))
+        b.cases[ci]["diagnosis"] = "F20 精神分裂症（演示数据）"
+        b.assignments.append((ci, d.staff["psychiatrist"]))
+        referred = person("referred_subject", 20, 50)
         lead, _ = routing(d, c, street_key, RiskLevel.LOW)
-        b.cases.append(_case(g, referred, grid, RiskLevel.LOW, lead, problem="婚姻家庭压力"))
+        ci = case("referred_case", referred, RiskLevel.LOW, lead, problem="婚姻家庭压力")
         b.referrals.append(
             {
-                "_case": len(b.cases) - 1,
+                "_case": ci,
                 "_consent": referred,
                 "from_unit_id": lead,
                 "to_unit_id": d.units["partner"],
@@ -375,9 +374,17 @@ def fixed_records(g: Generator, d: District) -> Batch:
                 "status": ReferralStatus.ACCEPTED,
             }
         )
+        emergency = person("emergency_subject", 25, 60)
+        case(
+            "emergency_case",
+            emergency,
+            RiskLevel.MEDIUM,
+            d.units["governance"],
+            problem="家属报告情绪激动",
+        )
         b.alerts.append(
             {
-                "_person": minor_student,
+                "_person": high,
                 "channel": SourceChannel.HOTLINE_96525,
                 "risk_level": RiskLevel.HIGH,
                 "summary": "来电反映学生有自伤念头（演示数据）",
@@ -481,7 +488,8 @@ def _maybe_case(
         b.interventions.append(_intervention(g, ci, lead, g.rng.choice(list(InterventionKind))))
 
 
-async def write_batch(s: AsyncSession, g: Generator, b: Batch) -> None:
+async def write_batch(s: AsyncSession, g: Generator, b: Batch) -> list[dict[str, int]]:
+    """Insert a batch; returns the ids of its tagged records, per community."""
     categories = [p.pop("_categories") for p in b.persons]
     person_ids = await _insert(s, m.Person, b.persons)
     pairs = zip(person_ids, categories, strict=True)
@@ -530,7 +538,10 @@ async def write_batch(s: AsyncSession, g: Generator, b: Batch) -> None:
             ],
         )
     for row in b.interventions:
-        row["case_id"] = case_ids[row.pop("_case")]
+        case_index = row.pop("_case")
+        family_index = row.pop("_family", None)
+        row["case_id"] = None if case_index is None else case_ids[case_index]
+        row["family_id"] = None if family_index is None else family_ids[family_index]
     for start in range(0, len(b.interventions), BATCH):
         await s.execute(insert(m.Intervention), b.interventions[start : start + BATCH])
     for row in b.referrals:
@@ -565,6 +576,13 @@ async def write_batch(s: AsyncSession, g: Generator, b: Batch) -> None:
             )
         )
     await s.flush()
+    ids = {"person": person_ids, "family": family_ids, "case": case_ids}
+    records: list[dict[str, int]] = []
+    for community, kind, table, position in b.tags:
+        while len(records) <= community:
+            records.append({})
+        records[community][kind] = ids[table][position]
+    return records
 
 
 def chunks(total: int, size: int) -> Iterator[int]:
@@ -588,7 +606,7 @@ async def load_demo(
                 "the database already has units; demo data loads into an empty database"
             )
         d = await build_district(s)
-        await write_batch(s, g, fixed_records(g, d))
+        d.records = await write_batch(s, g, fixed_records(g, d))
         await s.commit()
         for size in chunks(persons, 10_000):
             await write_batch(s, g, synthetic(g, d, size))

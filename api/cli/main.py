@@ -189,5 +189,29 @@ def export(check: bool, output: Path | None) -> None:
     click.echo(f"wrote {target}")
 
 
+@cli.group(help="The privacy policy.")
+def policy() -> None:
+    pass
+
+
+@policy.command(
+    help="Write docs/privacy-matrix.md from the policy file (or --check it is current)."
+)
+@click.option("--check", is_flag=True, help="Exit 1 if the matrix is stale.")
+def matrix(check: bool) -> None:
+    from authz.matrix import MATRIX_FILE, render
+    from authz.policy import Policy
+
+    text = render(Policy())
+    if check:
+        if not MATRIX_FILE.exists() or MATRIX_FILE.read_text(encoding="utf-8") != text:
+            raise click.ClickException(f"{MATRIX_FILE} is stale; run 'xinqiao policy matrix'")
+        click.echo(f"{MATRIX_FILE} is current")
+        return
+    MATRIX_FILE.parent.mkdir(parents=True, exist_ok=True)
+    MATRIX_FILE.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {MATRIX_FILE}")
+
+
 if __name__ == "__main__":
     cli()

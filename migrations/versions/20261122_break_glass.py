@@ -108,6 +108,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_persons_created_by_staff_id"))
         batch_op.drop_column("created_by_staff_id")
 
+    # Family-level services (no case) cannot exist in the older schema.
+    op.execute("DELETE FROM interventions WHERE case_id IS NULL")
     with op.batch_alter_table("interventions", schema=None) as batch_op:
         batch_op.drop_constraint(
             batch_op.f("fk_interventions_family_id_families"), type_="foreignkey"

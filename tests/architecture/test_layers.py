@@ -157,3 +157,21 @@ def test_only_pycasbin_is_installed() -> None:
     except PackageNotFoundError:
         return
     raise AssertionError("both 'casbin' and 'pycasbin' are installed; they share an import name")
+
+
+def test_privacy_matrix_is_current() -> None:
+    from authz.matrix import MATRIX_FILE, render
+    from authz.policy import Policy
+
+    assert MATRIX_FILE.read_text(encoding="utf-8") == render(Policy()), (
+        "docs/privacy-matrix.md is stale: run `xinqiao policy matrix`"
+    )
+
+
+def test_deny_lines_are_unconditional() -> None:
+    """Conditional denies cannot work with per-condition evaluation; overlays tighten instead."""
+    from authz.policy import Policy
+
+    for line in Policy().lines:
+        if line[5] == "deny":
+            assert line[4] == "*", line
