@@ -160,6 +160,10 @@ async def build_district(s: AsyncSession) -> District:
     donghu = u["street:donghu"]
     u["school1"] = await _add_unit(s, "示范区实验小学", UnitKind.SCHOOL, donghu, donghu)
     u["school2"] = await _add_unit(s, "示范区第二中学", UnitKind.SCHOOL, donghu, donghu)
+    xishan = u["street:xishan"]
+    u["health_centre:xishan"] = await _add_unit(
+        s, "西山社区卫生服务中心", UnitKind.HEALTH_CENTRE, xishan, xishan
+    )
     u["health_centre"] = await _add_unit(
         s, "东湖社区卫生服务中心", UnitKind.HEALTH_CENTRE, donghu, donghu
     )
@@ -244,7 +248,8 @@ def routing(
     """Lead and co-handling units by tier (seed 001): high → police + health + community;
     medium → governance centre; low → the community grid team."""
     if risk is RiskLevel.HIGH:
-        return d.units[f"police:{street_key}"], [d.units["health_centre"], c["community"]]
+        health = d.units["health_centre" if street_key == "donghu" else "health_centre:xishan"]
+        return d.units[f"police:{street_key}"], [health, c["community"]]
     if risk is RiskLevel.MEDIUM:
         return d.units["governance"], []
     return c["grid"], []
