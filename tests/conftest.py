@@ -6,6 +6,7 @@ bearer tokens of the demo accounts.
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import uuid
@@ -154,3 +155,17 @@ async def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
     url, name = await _fresh_postgres(admin)
     yield url
     await _drop_postgres(admin, name)
+
+
+@pytest.fixture(scope="session")
+async def glass_broken(api: Api) -> None:
+    """police.donghu breaks glass on the emergency case of community 0, once per backend."""
+    case_id = api.district.records[0]["emergency_case"]
+    data = await api.data(
+        "police.donghu",
+        """
+      mutation($case: ID!) { breakGlass(case: $case, reason: "家属报告其有自杀风险，需要立即核实身份和位置") {
+        access { id expiresAt } errors { code } } }""",
+        {"case": base64.b64encode(f"Case:{case_id}".encode()).decode()},
+    )
+    assert data["breakGlass"]["errors"] == []

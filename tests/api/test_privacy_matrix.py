@@ -175,20 +175,6 @@ def check(
                 assert field in redacted, f"{where}: {field} ({letter}) not marked redacted"
 
 
-@pytest.fixture(scope="session")
-async def glass_broken(api: Api) -> None:
-    """police.donghu breaks glass on the emergency case of community 0, once per backend."""
-    case_id = api.district.records[0]["emergency_case"]
-    data = await api.data(
-        "police.donghu",
-        """
-      mutation($case: ID!) { breakGlass(case: $case, reason: "家属报告其有自杀风险，需要立即核实身份和位置") {
-        access { id expiresAt } errors { code } } }""",
-        {"case": gid("Case", case_id)},
-    )
-    assert data["breakGlass"]["errors"] == []
-
-
 @pytest.mark.parametrize("account", sorted(EXPECTED))
 async def test_matrix(api: Api, glass_broken: None, account: str) -> None:
     records = api.district.records[0]

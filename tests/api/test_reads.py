@@ -183,3 +183,21 @@ async def test_health_endpoints(api: Api) -> None:
     assert (await api.get("/healthz")).json() == {"status": "ok"}
     ready = await api.get("/readyz")
     assert ready.status_code == 200 and ready.json()["database"] == "up"
+
+
+async def test_filters_and_counts_never_reveal_hidden_records(api: Api) -> None:
+    import base64
+
+    query = "query($u: ID!) { persons(filter: {residenceUnit: $u}) { totalCount edges { node { id } } } }"
+    xishan = base64.b64encode(f"Unit:{api.district.communities[3]['grid']}".encode()).decode()
+    nowhere = base64.b64encode(b"Unit:99999999").decode()
+    hidden = await api.data("grid.donghu", query, {"u": xishan})
+    missing = await api.data("grid.donghu", query, {"u": nowhere})
+    assert hidden == missing == {"persons": {"totalCount": 0, "edges": []}}
+    cases = "query($s: [CaseStatus!]) { cases(filter: {status: $s}) { totalCount } }"
+    everything = (await api.data("police.donghu", cases, {"s": None}))["cases"]["totalCount"]
+    split = [
+        (await api.data("police.donghu", cases, {"s": [s]}))["cases"]["totalCount"]
+        for s in ("INTAKE", "ASSESSING", "ACTIVE", "MONITORING", "CLOSED")
+    ]
+    assert sum(split) == everything, "filtered counts add up to the visible total, nothing more"
