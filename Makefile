@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export XINQIAO_DATABASE_URL ?= sqlite+aiosqlite:///var/xinqiao.db
 DEMO_PERSONS ?= 2000
 
-.PHONY: run test install lint schema demo clean
+.PHONY: run test install lint schema demo clean bench
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -41,3 +41,6 @@ schema: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis
+
+bench: $(STAMP)
+	$(BIN)/python -m tests.bench.privacy_cost --persons 10000 --runs 100

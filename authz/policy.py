@@ -31,6 +31,9 @@ Grant = tuple[Relation, str]
 
 
 class Policy:
+    unrestricted = False
+    """True only for the allow-all baseline: no row predicates, every class readable."""
+
     def __init__(self, model_path: Path = MODEL_PATH, policy_path: Path = POLICY_PATH) -> None:
         # Index policy lines by (role, entity): both are exact values in every line.
         self._enforcer = casbin.FastEnforcer(
@@ -131,11 +134,14 @@ class Policy:
 
 
 class AllowAllPolicy(Policy):
-    """Every decision is "allow", with all the gate's machinery still running.
+    """Every decision is "allow": no row predicates, every class readable, the rest of the gate
+    (loading, revealing, the access log) unchanged.
 
     The baseline for measuring what the privacy layer costs (benchmarks) and for testing data
     loading independently of the policy. ``api.app.create_app`` refuses it in production mode.
     """
+
+    unrestricted = True
 
     def allows(
         self,
@@ -146,6 +152,15 @@ class AllowAllPolicy(Policy):
         condition: str = ANY,
     ) -> bool:
         return True
+
+    def readable(
+        self,
+        roles: Iterable[Role],
+        entity: Entity,
+        relations: Iterable[Relation],
+        conditions: Iterable[str] = (),
+    ) -> frozenset[FieldClass]:
+        return frozenset(FieldClass)
 
     def _role_grants(self, role: Role, entity: Entity) -> frozenset[Grant]:
         return frozenset((r, ANY) for r in Relation)
