@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -42,7 +42,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from authz.conditions import ANY, Condition, ConditionCompiler
 from authz.entities import Entity, entity_of
-from authz.overlays import OVERLAY_CONDITIONS, tighten, visible_categories
+from authz.overlays import OVERLAY_CONDITIONS, minor_overlay_sql, tighten, visible_categories
 from authz.policy import Grant, Policy
 from authz.relations import Relation, RelationCompiler
 from authz.subject import Subject
@@ -247,12 +247,48 @@ class Gate:
             out.append(Visible(row[0], rels, entity, conds))
         return out
 
+    def _readable_rows(
+        self, model: type[Base], field_class: FieldClass | None
+    ) -> ColumnElement[bool] | None:
+        """SQL for "this row's ``field_class`` is readable to the subject", or None if it is
+        readable on no row. Compiled from the same grants and overlay as ``readable``."""
+        if field_class is None:
+            return None
+        entity = entity_of(model)
+        if self._policy.unrestricted:
+            return true()
+        relations = self._relations.predicates(entity)
+        conditions = self._row_conditions.conditions(entity)
+        parts = []
+        for r, c in sorted(self.grants(entity)):
+            if r not in relations or (c != ANY and c not in conditions):
+                continue
+            if field_class not in self._policy.readable(
+                self.subject.roles, entity, (r,), () if c == ANY else (c,)
+            ):
+                continue
+            parts.append(relations[r] if c == ANY else and_(relations[r], conditions[Condition(c)]))
+        if not parts:
+            return None
+        overlay = minor_overlay_sql(self.subject.roles, entity, field_class, relations, conditions)
+        return or_(*parts) if overlay is None else and_(or_(*parts), overlay)
+
     def _conditions(
         self, model: type[Base], filters: Sequence[Filter]
     ) -> list[ColumnElement[bool]]:
+        """Filters match only rows where the filtered class is readable: a filter on a class you
+        may read on some rows narrows to those rows; on none, it is refused. Otherwise the
+        filter would be an inference channel (HAPI FHIR #6065)."""
         conditions: list[ColumnElement[bool]] = []
         for f in filters:
-            self._check_usable(model, f.column, "筛选", f.field)
+            field_class = f.column.property.columns[0].info.get("field_class")
+            readable_rows = self._readable_rows(model, field_class)
+            if readable_rows is None:
+                if not self.grants(entity_of(model)):
+                    continue  # nothing is visible at all: the page is empty anyway
+                self._refuse(model, f.column, "筛选", f.field)
+            else:
+                conditions.append(readable_rows)
             col = f.column
             if f.op == "eq":
                 conditions.append(col == f.value)
@@ -289,21 +325,30 @@ class Gate:
         verb: str,
         field: str | None = None,
     ) -> None:
-        """Filtering or ordering on a class is an inference channel unless that class is readable
-        under every relation that makes rows of this entity visible (HAPI FHIR #6065)."""
+        """Ordering by a class is an inference channel unless that class is readable on every row
+        the subject can see (every grant, overlays assumed): refuse it otherwise."""
         if not self._usable(model, column):
-            self._sink.record(
-                Disclosure(
-                    AccessKind.DENIED,
-                    entity_of(model).value,
-                    None,
-                    redacted=(column.key,),
-                    reason=f"{'filter' if verb == '筛选' else 'order'}_on_unreadable_class",
-                )
+            self._refuse(model, column, verb, field)
+
+    def _refuse(
+        self,
+        model: type[Base],
+        column: InstrumentedAttribute[Any],
+        verb: str,
+        field: str | None = None,
+    ) -> NoReturn:
+        self._sink.record(
+            Disclosure(
+                AccessKind.DENIED,
+                entity_of(model).value,
+                None,
+                redacted=(column.key,),
+                reason=f"{'filter' if verb == '筛选' else 'order'}_on_unreadable_class",
             )
-            raise Forbidden(
-                f"无权按该字段{verb}", (field or ("orderBy" if verb == "排序" else column.key),)
-            )
+        )
+        raise Forbidden(
+            f"无权按该字段{verb}", (field or ("orderBy" if verb == "排序" else column.key),)
+        )
 
     async def page(
         self,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from sqlalchemy import ColumnElement, not_, or_
+
 from authz.conditions import Condition
 from authz.entities import Entity
 from authz.relations import Relation
@@ -53,6 +55,26 @@ def tighten(
         if not (relations & MINOR_EXEMPT_RELATIONS) and not own_counsellor:
             return classes & {FieldClass.BASIC}
     return classes
+
+
+def minor_overlay_sql(
+    roles: frozenset[Role],
+    entity: Entity,
+    field_class: FieldClass,
+    relations: dict[Relation, ColumnElement[bool]],
+    conditions: dict[Condition, ColumnElement[bool]],
+) -> ColumnElement[bool] | None:
+    """The minors overlay of ``tighten`` as a SQL predicate (None when it cannot apply), so a
+    filter on a class can be restricted to the rows where that class is readable."""
+    if entity not in MINOR_ENTITIES or field_class is FieldClass.BASIC:
+        return None
+    minor = conditions.get(Condition.MINOR)
+    if minor is None:
+        return None
+    exempt = [relations[r] for r in MINOR_EXEMPT_RELATIONS if r in relations]
+    if Role.SCHOOL_COUNSELLOR in roles and Relation.SCHOOL in relations:
+        exempt.append(relations[Relation.SCHOOL])
+    return or_(not_(minor), *exempt)
 
 
 def visible_categories(

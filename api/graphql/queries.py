@@ -79,6 +79,15 @@ def _page_size(info: strawberry.Info, first: int | None) -> int:
     return first
 
 
+def _id_number(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    try:
+        return ResidentId.parse(raw).value
+    except DomainError as e:
+        raise e.at("filter", "idNumber") from None
+
+
 def _unit_id(raw: relay.GlobalID | None, field: str) -> int | None:
     return None if raw is None else ids.decode(raw, "Unit", field)[1]
 
@@ -125,6 +134,11 @@ def _in(column: Any, values: list[Any] | None, field: str) -> list[Filter]:
 
 @strawberry.input
 class PersonFilter:
+    id_number: str | None = strawberry.field(
+        default=None,
+        description="Exact ID number; allowed only if you may read ID numbers of every person "
+        "you can see (otherwise use lookupPersons).",
+    )
     residence_unit: relay.GlobalID | None = None
     school: relay.GlobalID | None = None
     gender: Gender | None = None
@@ -272,6 +286,7 @@ class Query:
             ),
             *_eq(m.Person.school_unit_id, _unit_id(f.school, "school"), "school"),
             *_eq(m.Person.gender, f.gender, "gender"),
+            *_eq(m.Person.id_number, _id_number(f.id_number), "idNumber"),
         ]
         order = Order(getattr(m.Person, o.field.value), _dir(o.direction), order_by is None)
         return await _connection(

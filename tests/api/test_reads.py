@@ -201,3 +201,32 @@ async def test_filters_and_counts_never_reveal_hidden_records(api: Api) -> None:
         for s in ("INTAKE", "ASSESSING", "ACTIVE", "MONITORING", "CLOSED")
     ]
     assert sum(split) == everything, "filtered counts add up to the visible total, nothing more"
+
+
+async def test_a_full_page_has_every_visible_row(api: Api) -> None:
+    page = (await api.data("social.donghu", PERSONS, {"first": 100}))["persons"]
+    assert page["totalCount"] > 100
+    assert len(page["edges"]) == 100 and page["pageInfo"]["hasNextPage"]
+
+
+async def test_id_number_filter_only_for_those_who_may_read_id_numbers(api: Api) -> None:
+    from sqlalchemy import select
+
+    from domain import models as m
+    from domain.session import system_session
+
+    async with system_session(api.engine, reason="test setup") as s:
+        number = (
+            await s.execute(
+                select(m.Person.id_number).where(
+                    m.Person.id == api.district.records[0]["high_subject"]
+                )
+            )
+        ).scalar_one()
+    query = "query($n: String) { persons(filter: {idNumber: $n}) { totalCount edges { node { idNumber } } } }"
+    police = await api.data("police.donghu", query, {"n": number})
+    assert police["persons"]["edges"] == [{"node": {"idNumber": number}}]
+    social = await api.gql("social.donghu", query, {"n": number})
+    assert social["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    bad = await api.gql("police.donghu", query, {"n": "12345"})
+    assert bad["errors"][0]["extensions"]["code"] == "INVALID_ID_NUMBER"

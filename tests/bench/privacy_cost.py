@@ -90,8 +90,12 @@ async def main() -> None:
     ratio = results["privacy"]["p50_ms"] / results["allow_all"]["p50_ms"]
     report = {
         "query": "50 cases + subject person + latest intervention, over HTTP in process",
-        "account": args.user, "persons": args.persons, "runs": args.runs, "backend": "sqlite",
-        **results, "ratio_p50_privacy_over_allow_all": round(ratio, 3),
+        "account": args.user,
+        "persons": args.persons,
+        "runs": args.runs,
+        "backend": "sqlite",
+        **results,
+        "ratio_p50_privacy_over_allow_all": round(ratio, 3),
     }
     (args.out / "privacy-cost.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
