@@ -495,6 +495,14 @@ class Gate:
 
     # -- writing ---------------------------------------------------------------------------
 
+    async def require(self, model: type[M], record_id: int, field: str) -> Visible[M]:
+        """A record a write refers to (a subject, a family, a worker): NotFound at ``field``
+        when missing or not visible."""
+        visible = (await self.by_ids(model, [record_id])).get(record_id)
+        if visible is None:
+            raise NotFound((field,))
+        return visible
+
     async def for_write(self, model: type[M], record_id: int, action: str) -> Visible[M]:
         """Load a record to change it.
 

@@ -103,12 +103,10 @@ class CaseMutations:
                 ),
                 lambda: _text(input.presenting_problem, 5000, "presentingProblem"),
             )
-            subject = (await gate.by_ids(m.Person, [subject_id])).get(subject_id)
-            if subject is None:
-                raise NotFound(("subject",))
+            subject = await gate.require(m.Person, subject_id, "subject")
             gate.authorize(Entity.CASE, "create", subject.relations, subject.conditions)
-            if family_id is not None and family_id not in await gate.by_ids(m.Family, [family_id]):
-                raise NotFound(("family",))
+            if family_id is not None:
+                await gate.require(m.Family, family_id, "family")
             staff_id, unit_id = gate.subject.staff_id, gate.subject.unit_id
             assert staff_id is not None and unit_id is not None
             case = m.Case(
@@ -180,8 +178,8 @@ class CaseMutations:
                 lambda: ids.decode(staff, "Staff", "staff")[1],
             )
             await gate.for_write(m.Case, case_id, "assign")
-            worker = (await gate.by_ids(m.Staff, [staff_id])).get(staff_id)
-            if worker is None or not worker.row.active:
+            worker = await gate.require(m.Staff, staff_id, "staff")
+            if not worker.row.active:
                 raise NotFound(("staff",))
             assignment = m.CaseAssignment(case_id=case_id, staff_id=staff_id, assigned_at=gate.now)
             gate.add(assignment)
@@ -203,9 +201,7 @@ class CaseMutations:
                 lambda: _text(input.outcome, 2000, "outcome"),
             )
             model, number, field = target
-            anchor = (await gate.by_ids(model, [number])).get(number)
-            if anchor is None:
-                raise NotFound((field,))
+            anchor = await gate.require(model, number, field)
             action = f"create:{input.kind.value}"
             gate.authorize(Entity.INTERVENTION, action, anchor.relations, anchor.conditions)
             if model is m.Case and anchor.row.status == CaseStatus.CLOSED:
@@ -254,8 +250,8 @@ class CaseMutations:
             gate.authorize(
                 Entity.ALERT, "create", await gate.new_record_relations(area_unit_id=area_id)
             )
-            if person_id is not None and person_id not in await gate.by_ids(m.Person, [person_id]):
-                raise NotFound(("person",))
+            if person_id is not None:
+                await gate.require(m.Person, person_id, "person")
             alert = m.Alert(
                 person_id=person_id,
                 channel=input.channel,

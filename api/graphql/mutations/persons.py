@@ -21,7 +21,7 @@ from api.graphql.types.persons import PersonType
 from authz.entities import Entity
 from authz.gate import Gate
 from domain import models as m
-from domain.errors import DomainError, ErrorCode, NotFound
+from domain.errors import DomainError, ErrorCode
 from domain.values import MobilePhone, ResidentId, bounded_text
 
 
@@ -221,8 +221,7 @@ class PersonMutations:
                 lambda: ids.decode(input.person, "Person", "person")[1],
             )
             await gate.for_write(m.Family, family_id, "update")
-            if person_id not in await gate.by_ids(m.Person, [person_id]):
-                raise NotFound(("person",))
+            await gate.require(m.Person, person_id, "person")
             member = m.FamilyMember(
                 family_id=family_id, person_id=person_id, relationship=input.relationship
             )
