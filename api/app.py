@@ -23,6 +23,8 @@ from api.graphql.schema import build_schema
 from api.ratelimit import RateLimiter
 from api.settings import Settings
 from api.tokens import TokenService
+from audit.keys import AUDIT_HMAC_KEY, load_or_create_secret
+from audit.log import value_hasher
 from authz.policy import AllowAllPolicy, Policy
 from authz.subject import Subject
 from domain.session import create_engine, session_factory
@@ -41,6 +43,7 @@ class XinqiaoGraphQL(GraphQL[RequestContext, None]):
         self.settings = settings
         self.sessions = sessions
         self.lookup_limiter = RateLimiter(settings.lookup_limit_per_minute, 60.0)
+        self.hash_value = value_hasher(load_or_create_secret(settings.key_dir / AUDIT_HMAC_KEY))
 
     async def get_context(self, request: Request, response: Any) -> RequestContext:  # type: ignore[override]
         user = request.scope.get("user")
@@ -53,6 +56,9 @@ class XinqiaoGraphQL(GraphQL[RequestContext, None]):
             request_id=new_request_id(request.headers.get("x-request-id")),
             client_address=request.client.host if request.client else None,
             purpose=request.headers.get(PURPOSE_HEADER),
+            user_agent=request.headers.get("user-agent"),
+            traceparent=request.headers.get("traceparent"),
+            hash_value=self.hash_value,
         )
         context.request = request
         context.response = response

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +80,15 @@ class RequestContext:
         await self._session.close()
 
 
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+def trace_id_of(traceparent: str | None) -> str | None:
+    """The W3C trace id of the caller's ``traceparent`` header, if well formed."""
+    match = _TRACEPARENT.match(traceparent or "")
+    return match.group(1) if match else None
+
+
 def new_request_id(header: str | None) -> str:
     if header and _REQUEST_ID.match(header):
         return header
@@ -94,6 +104,9 @@ def build_context(
     request_id: str,
     client_address: str | None = None,
     purpose: str | None = None,
+    user_agent: str | None = None,
+    traceparent: str | None = None,
+    hash_value: Callable[[object], str] | None = None,
 ) -> RequestContext:
     session = sessions()
     refused = False
@@ -106,6 +119,10 @@ def build_context(
         actor=subject.actor,
         client_address=client_address,
         purpose=resolved.value,
+        user_agent=(user_agent or None) and user_agent[:200],
+        trace_id=trace_id_of(traceparent),
+        hash_alg=settings.audit_hash,
+        hash_value=hash_value,
     )
     gate = Gate(session=session, subject=subject, policy=policy, sink=access_log)
     return RequestContext(

@@ -28,6 +28,10 @@ class Settings:
     max_query_depth: int = 10
     max_body_bytes: int = 1_000_000
     lookup_limit_per_minute: int = 30
+    audit_hash: str = "sha256"
+    """Hash of the access-log chain: sha256, or sm3 for a national-cryptography suite."""
+    audit_retention_days: int = 1095
+    """PIPL art. 56 keeps processing records three years; never below 180 days (CSL art. 23)."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -47,12 +51,25 @@ class Settings:
                 max_page_size=int(e.get("XINQIAO_MAX_PAGE_SIZE", d.max_page_size)),
                 max_query_depth=int(e.get("XINQIAO_MAX_QUERY_DEPTH", d.max_query_depth)),
                 max_body_bytes=int(e.get("XINQIAO_MAX_BODY_BYTES", d.max_body_bytes)),
+                audit_hash=e.get("XINQIAO_AUDIT_HASH", d.audit_hash),
+                audit_retention_days=int(
+                    e.get("XINQIAO_AUDIT_RETENTION_DAYS", d.audit_retention_days)
+                ),
                 lookup_limit_per_minute=int(
                     e.get("XINQIAO_LOOKUP_LIMIT_PER_MINUTE", d.lookup_limit_per_minute)
                 ),
             )
         except ValueError as exc:
             raise SystemExit(f"invalid configuration: {exc}") from None
+
+    def __post_init__(self) -> None:
+        if self.audit_hash not in ("sha256", "sm3"):
+            raise SystemExit("invalid configuration: XINQIAO_AUDIT_HASH must be sha256 or sm3")
+        if self.audit_retention_days < 180:
+            raise SystemExit(
+                "invalid configuration: XINQIAO_AUDIT_RETENTION_DAYS below 180 "
+                "(the Cybersecurity Law requires at least six months of logs)"
+            )
 
     @property
     def production(self) -> bool:

@@ -7,15 +7,15 @@ confusions are refused by construction.
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import jwt
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from audit.keys import load_or_create_ed25519
 
 KEY_FILE = "token-signing-ed25519.pem"
 
@@ -47,7 +47,7 @@ class TokenService:
         cls, key_dir: Path, *, issuer: str, audience: str, ttl_seconds: int, create: bool = True
     ) -> TokenService:
         return cls(
-            load_or_create_key(key_dir / KEY_FILE, create=create),
+            load_or_create_ed25519(key_dir / KEY_FILE, create=create),
             issuer=issuer,
             audience=audience,
             ttl_seconds=ttl_seconds,
@@ -88,22 +88,3 @@ class TokenService:
             token_id=claims["jti"],
             expires_at=claims["exp"],
         )
-
-
-def load_or_create_key(path: Path, *, create: bool) -> Ed25519PrivateKey:
-    if path.exists():
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(key, Ed25519PrivateKey):
-            raise SystemExit(f"{path} is not an Ed25519 private key")
-        return key
-    if not create:
-        raise SystemExit(f"token signing key {path} is missing")
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
-    return key

@@ -25,6 +25,7 @@ class Entity(StrEnum):
     STAFF = "staff"
     UNIT = "unit"
     EMERGENCY_GRANT = "emergency_grant"
+    ACCESS_EVENT = "access_event"
 
 
 MODEL_ENTITY: dict[type, Entity] = {
@@ -45,6 +46,7 @@ MODEL_ENTITY: dict[type, Entity] = {
     m.Staff: Entity.STAFF,
     m.Unit: Entity.UNIT,
     m.EmergencyGrant: Entity.EMERGENCY_GRANT,
+    m.AccessEvent: Entity.ACCESS_EVENT,
 }
 
 

@@ -42,6 +42,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from authz.conditions import ANY, Condition, ConditionCompiler
 from authz.entities import Entity, entity_of
+from authz.links import PERSON_LINKS
 from authz.overlays import OVERLAY_CONDITIONS, minor_overlay_sql, tighten, visible_categories
 from authz.policy import Grant, Policy
 from authz.relations import Relation, RelationCompiler
@@ -78,6 +79,8 @@ class Visible(Generic[M]):
     relations: frozenset[Relation]
     entity: Entity
     conditions: frozenset[str] = frozenset()
+    person_id: int | None = None
+    """The person the record is about (for the access log), when there is one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,8 +199,10 @@ class Gate:
         """The row filter (any grant: relation AND condition) and the flag columns telling, per
         row, which relations and conditions hold. None when nothing may be seen."""
         entity = entity_of(model)
+        link = PERSON_LINKS.get(entity)
+        links = [] if link is None else [link.label("link_person")]
         if self._policy.unrestricted:
-            return true(), []
+            return true(), links
         relations = self._relations.predicates(entity)
         conditions = self._row_conditions.conditions(entity)
         usable = [
@@ -217,7 +222,7 @@ class Gate:
         flag_conditions |= OVERLAY_CONDITIONS.get(entity, frozenset()) & conditions.keys()
         flags = [relations[r].label(f"rel_{r.value}") for r in sorted({r for r, _ in usable})]
         flags += [conditions[c].label(f"cond_{c.value}") for c in sorted(flag_conditions)]
-        return where, flags
+        return where, flags + links
 
     def _scoped(self, model: type[M], *where: ColumnElement[bool]) -> Select[Any] | None:
         """``SELECT model, <flags> WHERE <any grant> AND where``, or None (deny)."""
@@ -237,14 +242,17 @@ class Gate:
 
     async def _rows(self, model: type[M], stmt: Select[Any]) -> list[Visible[M]]:
         entity = entity_of(model)
-        names = [c for c in stmt.selected_columns.keys() if c.startswith(("rel_", "cond_"))]
+        names = [
+            c for c in stmt.selected_columns.keys() if c.startswith(("rel_", "cond_", "link_"))
+        ]
         result = await self._execute(stmt)
         out: list[Visible[M]] = []
         for row in result.all():
-            held = [name for name, flag in zip(names, row[1:], strict=True) if flag]
-            rels = frozenset(Relation(n[4:]) for n in held if n.startswith("rel_"))
-            conds = frozenset(n[5:] for n in held if n.startswith("cond_"))
-            out.append(Visible(row[0], rels, entity, conds))
+            values = dict(zip(names, row[1:], strict=True))
+            rels = frozenset(Relation(n[4:]) for n, v in values.items() if v and n[:4] == "rel_")
+            conds = frozenset(n[5:] for n, v in values.items() if v and n[:5] == "cond_")
+            person = values.get("link_person")
+            out.append(Visible(row[0], rels, entity, conds, person))
         return out
 
     def _readable_rows(
@@ -489,6 +497,7 @@ class Gate:
                 redacted=tuple(redacted),
                 field_classes=tuple(sorted(disclosed)),
                 relations=tuple(sorted(visible.relations)),
+                person_id=visible.person_id,
             )
         )
         return Revealed(values, tuple(redacted))
@@ -644,8 +653,16 @@ class Gate:
             await self._session.flush()
 
     def record_write(
-        self, entity: Entity, record_id: int | None, fields: Iterable[str], action: str
+        self,
+        entity: Entity,
+        record_id: int | None,
+        fields: Iterable[str],
+        action: str,
+        *,
+        person_id: int | None = None,
+        changes: dict[str, tuple[object, object]] | None = None,
     ) -> None:
+        """Log a write: field names, and (for updates) before/after values the log hashes."""
         self._sink.record(
             Disclosure(
                 AccessKind.WRITE,
@@ -653,6 +670,8 @@ class Gate:
                 record_id,
                 fields=tuple(sorted(fields)),
                 reason=action,
+                person_id=person_id,
+                changes=changes,
             )
         )
 

@@ -270,6 +270,7 @@ _BUILDERS: dict[Entity, Callable[[RelationCompiler], Predicates]] = {
     Entity.CONSENT: _via(m.Consent.person_id, m.Person.id, Entity.PERSON),
     Entity.INTERVENTION: _intervention,
     Entity.EMERGENCY_GRANT: _emergency_grant,
+    Entity.ACCESS_EVENT: _directory,
     Entity.ASSESSMENT: _via(m.Assessment.case_id, m.Case.id, Entity.CASE),
     Entity.REFERRAL: _via(m.Referral.case_id, m.Case.id, Entity.CASE),
     Entity.CASE_STATUS_CHANGE: _via(m.CaseStatusChange.case_id, m.Case.id, Entity.CASE),

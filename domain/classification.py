@@ -25,6 +25,8 @@ class FieldClass(StrEnum):
     CASE_ADMIN = "case_admin"
     NARRATIVE = "narrative"
     FAMILY_CIRCUMSTANCE = "family_circumstance"
+    AUDIT = "audit"
+    """Access-log records: who saw what. Not personal case content; auditors read it."""
 
 
 def classified(field_class: FieldClass) -> dict[str, Any]:

@@ -38,6 +38,10 @@ class Disclosure:
     relations: tuple[str, ...] = ()
     reason: str | None = None
     """For denials and writes: the rule or action concerned (never personal data)."""
+    person_id: int | None = None
+    """The person the record is about, when the gate knows it (for per-person history)."""
+    changes: dict[str, tuple[object, object]] | None = None
+    """For writes: field → (before, after). The log stores keyed hashes, never the values."""
     extra: dict[str, str] = field(default_factory=dict)
 
 

@@ -1,5 +1,6 @@
 """Every mapped model, imported once so the metadata is complete (for Alembic and tests)."""
 
+from domain.access_log import AccessEvent, AuditChainHead, AuditCheckpoint, AuditPurgePermit
 from domain.alerts import Alert
 from domain.assessments import Assessment
 from domain.base import Base
@@ -14,6 +15,10 @@ from domain.staff import Staff, StaffRole
 from domain.units import Unit
 
 __all__ = [
+    "AccessEvent",
+    "AuditChainHead",
+    "AuditCheckpoint",
+    "AuditPurgePermit",
     "Alert",
     "Assessment",
     "Base",

@@ -10,8 +10,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import audit.models  # noqa: F401  (registers the access-log table)
-import domain.models  # noqa: F401  (registers every domain table)
+import domain.models  # noqa: F401  (registers every table, the access log's included)
 from domain.base import Base
 
 config = context.config

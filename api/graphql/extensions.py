@@ -5,6 +5,7 @@ Both run once per operation, never per field.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -29,6 +30,9 @@ class AccessLogCommit(SchemaExtension):
     async def on_operation(self) -> AsyncIterator[None]:  # type: ignore[override]
         context = self.execution_context.context
         context.access_log.operation = self.execution_context.operation_name
+        document = self.execution_context.query
+        if document:
+            context.access_log.operation_hash = hashlib.sha256(document.encode()).hexdigest()
         try:
             yield
             result = self.execution_context.result

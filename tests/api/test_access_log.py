@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from audit.log import RequestAccessLog
-from audit.models import AccessEvent
+from domain.access_log import AccessEvent
 from domain.session import system_session
 from tests.conftest import Api
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
-from audit.models import AccessEvent
+from domain.access_log import AccessEvent
 from domain import models as m
 from domain.consents import ConsentGiver
 from domain.referrals import ReferralStatus

@@ -6,7 +6,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-import audit.models  # noqa: F401
 import domain.models  # noqa: F401
 from domain.base import Base
 from domain.session import create_engine
@@ -17,7 +16,7 @@ async def test_upgrade_downgrade_and_no_drift(empty_database: str) -> None:
     engine = create_engine(empty_database)
     try:
         await runner.upgrade(engine)
-        assert await runner.current_revision(engine) == "0002"
+        assert await runner.current_revision(engine) == "0003"
         async with engine.connect() as conn:
             tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
             assert set(Base.metadata.tables) <= tables
@@ -33,6 +32,6 @@ async def test_upgrade_downgrade_and_no_drift(empty_database: str) -> None:
             left = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
         assert left <= {"alembic_version"}
         await runner.upgrade(engine)  # and back up again
-        assert await runner.current_revision(engine) == "0002"
+        assert await runner.current_revision(engine) == "0003"
     finally:
         await engine.dispose()

@@ -1,0 +1,33 @@
+"""Which person a record is about, as a SQL expression per entity.
+
+Selected with every gated row so the access log can answer "who saw my record" for a person across
+all the records about them (their cases, interventions, consents...), without a second query.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, select
+
+from authz.entities import Entity
+from domain import models as m
+
+
+def _subject_of(case_id: ColumnElement[int]) -> ColumnElement[int]:
+    return select(m.Case.subject_id).where(m.Case.id == case_id).scalar_subquery()
+
+
+PERSON_LINKS: dict[Entity, ColumnElement[int]] = {
+    Entity.PERSON: m.Person.id,
+    Entity.CASE: m.Case.subject_id,
+    Entity.GUARDIANSHIP: m.Guardianship.ward_id,
+    Entity.FAMILY_MEMBER: m.FamilyMember.person_id,
+    Entity.CONSENT: m.Consent.person_id,
+    Entity.ALERT: m.Alert.person_id,
+    Entity.INTERVENTION: _subject_of(m.Intervention.case_id),
+    Entity.ASSESSMENT: _subject_of(m.Assessment.case_id),
+    Entity.REFERRAL: _subject_of(m.Referral.case_id),
+    Entity.CASE_STATUS_CHANGE: _subject_of(m.CaseStatusChange.case_id),
+    Entity.CASE_ASSIGNMENT: _subject_of(m.CaseAssignment.case_id),
+    Entity.CASE_CO_UNIT: _subject_of(m.CaseCoUnit.case_id),
+    Entity.EMERGENCY_GRANT: _subject_of(m.EmergencyGrant.case_id),
+}
