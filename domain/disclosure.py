@@ -16,6 +16,7 @@ class AccessKind(StrEnum):
     WRITE = "write"
     DENIED = "denied"
     SEARCH = "search"
+    EXPORT = "export"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
+from api.cli.audit import audit as audit_commands
 from api.settings import Settings
 
 
@@ -212,6 +213,8 @@ def matrix(check: bool) -> None:
     MATRIX_FILE.write_text(text, encoding="utf-8")
     click.echo(f"wrote {MATRIX_FILE}")
 
+
+cli.add_command(audit_commands)
 
 if __name__ == "__main__":
     cli()
