@@ -72,7 +72,8 @@ class MinorsReport:
                 )
                 or "<tr><td colspan=2>—</td></tr>"
             )
-            return f"<h2>{html.escape(title)}</h2><table><tr><th>项目</th><th>次数</th></tr>{rows}</table>"
+            head = "<tr><th>项目</th><th>次数</th></tr>"
+            return f"<h2>{html.escape(title)}</h2><table>{head}{rows}</table>"
 
         summary = {
             "涉及未成年人的访问事件": data["access_events_about_minors"],
