@@ -17,6 +17,7 @@ from strawberry import relay
 from api.graphql import ids
 from api.graphql.selection import requested
 from api.graphql.types.alerts import AlertType
+from api.graphql.types.audit import AccessEventType
 from api.graphql.types.base import Connection, Edge, PageInfo, _Counter, ctx, load_one
 from api.graphql.types.cases import AssignmentType, CaseType, StatusChangeType
 from api.graphql.types.emergency import EmergencyAccessType
@@ -58,6 +59,7 @@ NODE_TYPES: dict[str, Any] = {
         UnitType,
         StaffType,
         EmergencyAccessType,
+        AccessEventType,
     )
 }
 
@@ -236,6 +238,23 @@ class PersonMatch:
     person: PersonType | None = strawberry.field(
         description="The full record as you may see it; null when outside your relations."
     )
+
+
+@strawberry.input(description="Auditors' filters over the access log; all are ANDed.")
+class AccessEventFilter:
+    actor: str | None = strawberry.field(default=None, description="Actor username.")
+    actor_unit: relay.GlobalID | None = None
+    person: relay.GlobalID | None = strawberry.field(
+        default=None, description="Events about this person's records."
+    )
+    entity: str | None = None
+    kind: str | None = None
+    purpose: str | None = None
+    outcome: str | None = None
+    break_glass: bool | None = None
+    operation: str | None = None
+    since: datetime.datetime | None = None
+    until: datetime.datetime | None = None
 
 
 @strawberry.input
@@ -457,6 +476,55 @@ class Query:
         order = Order(m.EmergencyGrant.granted_at, descending=True, default=True)
         return await _connection(
             info, EmergencyAccessType, order=order, first=first, after=after, filters=filters
+        )
+
+    @strawberry.field(description="The access log, newest first (auditors). Reading it is logged.")
+    async def access_events(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        filter: AccessEventFilter | None = None,
+    ) -> Connection[AccessEventType]:
+        f = filter or AccessEventFilter()
+        e = m.AccessEvent
+        person = None if f.person is None else ids.decode(f.person, "Person", "person")[1]
+        filters = [
+            *_eq(e.actor_username, f.actor, "actor"),
+            *_eq(e.actor_unit_id, _unit_id(f.actor_unit, "actorUnit"), "actorUnit"),
+            *_eq(e.person_id, person, "person"),
+            *_eq(e.entity, f.entity, "entity"),
+            *_eq(e.kind, f.kind, "kind"),
+            *_eq(e.purpose, f.purpose, "purpose"),
+            *_eq(e.outcome, f.outcome, "outcome"),
+            *_eq(e.break_glass, f.break_glass, "breakGlass"),
+            *_eq(e.operation, f.operation, "operation"),
+        ]
+        if f.since:
+            filters.append(Filter(e.occurred_at, "gte", f.since, "since"))
+        if f.until:
+            filters.append(Filter(e.occurred_at, "lt", f.until, "until"))
+        order = Order(e.seq, descending=True, default=True)
+        return await _connection(
+            info, AccessEventType, order=order, first=first, after=after, filters=filters
+        )
+
+    @strawberry.field(
+        description="Who saw this person's records, when, why and under which relation (for "
+        "data-subject requests under PIPL). Auditors only; reading it is logged."
+    )
+    async def person_access_history(
+        self,
+        info: strawberry.Info,
+        person: relay.GlobalID,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[AccessEventType]:
+        number = ids.decode(person, "Person", "person")[1]
+        filters = [Filter(m.AccessEvent.person_id, "eq", number, "person")]
+        order = Order(m.AccessEvent.seq, descending=True, default=True)
+        return await _connection(
+            info, AccessEventType, order=order, first=first, after=after, filters=filters
         )
 
     @strawberry.field

@@ -86,3 +86,51 @@ async def test_failed_log_rolls_back_a_mutation(api: Api, monkeypatch: pytest.Mo
     assert body["data"] is None or body["data"]["createPerson"]["person"] is None
     monkeypatch.undo()
     assert await person_count(api) == before
+
+
+async def test_auditors_read_the_log_and_that_reading_is_logged(api: Api) -> None:
+    import base64
+
+    person = api.district.records[0]["high_subject"]
+    await api.data(
+        "teacher.school2",
+        "query($id: ID!) { node(id: $id) { ... on Person { name } } }",
+        {"id": base64.b64encode(f"Person:{person}".encode()).decode()},
+    )
+    history = await api.data(
+        "auditor",
+        """query($p: ID!) {
+        personAccessHistory(person: $p, first: 50) { totalCount edges { node {
+          actorUsername purpose fields relations outcome hash prevHash } } } }""",
+        {"p": base64.b64encode(f"Person:{person}".encode()).decode()},
+    )
+    nodes = [e["node"] for e in history["personAccessHistory"]["edges"]]
+    assert any(n["actorUsername"] == "teacher.school2" and "name" in n["fields"] for n in nodes)
+    assert all(len(n["hash"]) == 64 for n in nodes)
+    filtered = await api.data(
+        "auditor",
+        """{ accessEvents(first: 5, filter: {actor: "teacher.school2",
+        entity: "person"}) { edges { node { actorUsername entity } } } }""",
+    )
+    assert filtered["accessEvents"]["edges"]
+    assert {e["node"]["actorUsername"] for e in filtered["accessEvents"]["edges"]} == {
+        "teacher.school2"
+    }
+    reads_of_the_log = await events_for_actor(api, "auditor", "access_event")
+    assert reads_of_the_log, "reading the access log is itself logged"
+    for user in ("grid.donghu", "admin", "police.donghu"):
+        body = await api.data(user, "{ accessEvents { totalCount } }")
+        assert body["accessEvents"]["totalCount"] == 0, user
+
+
+async def events_for_actor(api: Api, actor: str, entity: str) -> list[AccessEvent]:
+    async with system_session(api.engine, reason="test assertion") as s:
+        return list(
+            (
+                await s.execute(
+                    select(AccessEvent).where(
+                        AccessEvent.actor_username == actor, AccessEvent.entity == entity
+                    )
+                )
+            ).scalars()
+        )

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
-from domain.access_log import AccessEvent
 from domain import models as m
+from domain.access_log import AccessEvent
 from domain.consents import ConsentGiver
 from domain.referrals import ReferralStatus
 from domain.session import system_session

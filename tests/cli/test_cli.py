@@ -37,6 +37,13 @@ def cli(
         ["demo"],
         ["token"],
         ["schema", "export"],
+        ["policy", "matrix"],
+        ["audit"],
+        ["audit", "verify"],
+        ["audit", "checkpoint"],
+        ["audit", "export"],
+        ["audit", "purge"],
+        ["audit", "report"],
     ],
 )
 def test_help(args: list[str]) -> None:
@@ -70,3 +77,69 @@ async def test_fresh_database_demo_and_token(empty_database: str, tmp_path: Path
 def test_schema_check() -> None:
     result = cli(["schema", "export", "--check"], {})
     assert result.returncode == 0, result.stderr
+
+
+async def test_audit_commands(empty_database: str, tmp_path: Path) -> None:
+    env = {"XINQIAO_DATABASE_URL": empty_database, "XINQIAO_KEY_DIR": str(tmp_path / "keys")}
+    assert cli(["db", "upgrade"], env).returncode == 0
+    assert cli(["demo", "--persons", "50"], env).returncode == 0
+    from api.app import create_app
+    from api.settings import Settings
+    from tests.conftest import Api
+
+    app = create_app(Settings(database_url=empty_database, key_dir=tmp_path / "keys"))
+    from api.cli.demo import district_ids
+
+    api = Api("cli", app, app.state.engine, await district_ids(app.state.engine), empty_database)
+    await api.data("teacher.school2", "{ persons(first: 20) { edges { node { name } } } }")
+    await app.state.engine.dispose()
+    cp = cli(["audit", "checkpoint"], env)
+    assert cp.returncode == 0 and cp.stdout.startswith("xinqiao/access-log\n")
+    assert "\n\n\u2014 xinqiao/access-log " in cp.stdout
+    for fmt in ("jsonl", "csv", "fhir"):
+        out = tmp_path / f"export.{fmt}"
+        done = cli(["audit", "export", "--format", fmt, "--output", str(out)], env)
+        assert done.returncode == 0 and out.stat().st_size > 0, done.stderr
+    assert cli(["audit", "verify", "--file", str(tmp_path / "export.jsonl")], env).returncode == 0
+    fhir = cli(["audit", "verify", "--file", str(tmp_path / "export.fhir")], env)
+    assert fhir.returncode == 0 and "links" in fhir.stdout
+    import json
+
+    bundle = json.loads((tmp_path / "export.fhir").read_text())
+    assert (
+        bundle["resourceType"] == "Bundle"
+        and bundle["entry"][0]["resource"]["resourceType"] == "AuditEvent"
+    )
+    lines = (tmp_path / "export.jsonl").read_text().splitlines()
+    tampered = tmp_path / "tampered.jsonl"
+    first = json.loads(lines[1])
+    first["actor_username"] = "nobody"
+    tampered.write_text("\n".join([lines[0], json.dumps(first), *lines[2:]]) + "\n")
+    bad = cli(["audit", "verify", "--file", str(tampered)], env)
+    assert bad.returncode == 1 and "BROKEN at sequence 2" in bad.stderr
+    verify = cli(["audit", "verify"], env)
+    assert verify.returncode == 0 and "1 signed checkpoints" in verify.stdout
+    young = cli(["audit", "purge", "--before", "2026-01-01", "--yes"], env)
+    assert young.returncode != 0 and "retention" in young.stderr
+    report = cli(["audit", "report", "--since", "2020-01-01", "--until", "2100-01-01"], env)
+    data = json.loads(report.stdout)
+    assert data["access_events_about_minors"] > 0 and data["by_role"].get("school_counsellor")
+    page = cli(
+        [
+            "audit",
+            "report",
+            "--since",
+            "2020-01-01",
+            "--until",
+            "2100-01-01",
+            "--format",
+            "html",
+            "--output",
+            str(tmp_path / "minors.html"),
+        ],
+        env,
+    )
+    assert (
+        page.returncode == 0
+        and "未成年人个人信息保护合规审计报告" in (tmp_path / "minors.html").read_text()
+    )
