@@ -23,7 +23,12 @@ from api.graphql.schema import build_schema
 from api.ratelimit import RateLimiter
 from api.settings import Settings
 from api.tokens import TokenService
-from audit.keys import AUDIT_HMAC_KEY, load_or_create_secret
+from audit.keys import (
+    AUDIT_HMAC_KEY,
+    AUDIT_SIGNING_KEY,
+    load_or_create_ed25519,
+    load_or_create_secret,
+)
 from audit.log import value_hasher
 from authz.policy import AllowAllPolicy, Policy
 from authz.subject import Subject
@@ -44,6 +49,7 @@ class XinqiaoGraphQL(GraphQL[RequestContext, None]):
         self.sessions = sessions
         self.lookup_limiter = RateLimiter(settings.lookup_limit_per_minute, 60.0)
         self.hash_value = value_hasher(load_or_create_secret(settings.key_dir / AUDIT_HMAC_KEY))
+        self.signer = load_or_create_ed25519(settings.key_dir / AUDIT_SIGNING_KEY)
 
     async def get_context(self, request: Request, response: Any) -> RequestContext:  # type: ignore[override]
         user = request.scope.get("user")
@@ -60,6 +66,8 @@ class XinqiaoGraphQL(GraphQL[RequestContext, None]):
             traceparent=request.headers.get("traceparent"),
             hash_value=self.hash_value,
         )
+        context.access_log.signer = self.signer
+        context.access_log.checkpoint_every = self.settings.audit_checkpoint_every
         context.request = request
         context.response = response
         context.lookup_limiter = self.lookup_limiter

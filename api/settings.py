@@ -30,6 +30,8 @@ class Settings:
     lookup_limit_per_minute: int = 30
     audit_hash: str = "sha256"
     """Hash of the access-log chain: sha256, or sm3 for a national-cryptography suite."""
+    audit_checkpoint_every: int = 10_000
+    """Sign a checkpoint each time the chain grows by this many events."""
     audit_retention_days: int = 1095
     """PIPL art. 56 keeps processing records three years; never below 180 days (CSL art. 23)."""
 
@@ -52,6 +54,9 @@ class Settings:
                 max_query_depth=int(e.get("XINQIAO_MAX_QUERY_DEPTH", d.max_query_depth)),
                 max_body_bytes=int(e.get("XINQIAO_MAX_BODY_BYTES", d.max_body_bytes)),
                 audit_hash=e.get("XINQIAO_AUDIT_HASH", d.audit_hash),
+                audit_checkpoint_every=int(
+                    e.get("XINQIAO_AUDIT_CHECKPOINT_EVERY", d.audit_checkpoint_every)
+                ),
                 audit_retention_days=int(
                     e.get("XINQIAO_AUDIT_RETENTION_DAYS", d.audit_retention_days)
                 ),

@@ -30,7 +30,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from audit.log import chain_head
 from domain.access_log import AuditCheckpoint
 from domain.base import utcnow
 
@@ -106,13 +105,11 @@ async def create(
     key: Ed25519PrivateKey,
     *,
     reason: str,
-    seq: int | None = None,
-    head_hash: str | None = None,
+    seq: int,
+    head_hash: str,
     hash_alg: str = "sha256",
 ) -> AuditCheckpoint:
-    """Sign the current head (or a given one, e.g. at a purge cut) and store the note."""
-    if seq is None or head_hash is None:
-        seq, head_hash = await chain_head(session)
+    """Sign a head (the current one, or the cut of a purge) and store the note."""
     note = sign(CheckpointBody(ORIGIN, seq, head_hash, hash_alg), key)
     row = {
         "seq": seq,

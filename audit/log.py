@@ -14,9 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from audit import checkpoints
 from audit.chain import GENESIS, link
 from domain.access_log import AccessEvent, AuditChainHead
 from domain.base import utcnow
@@ -58,6 +60,9 @@ class RequestAccessLog:
     trace_id: str | None = None
     hash_alg: str = "sha256"
     hash_value: Callable[[Any], str] | None = None
+    signer: Ed25519PrivateKey | None = None
+    """When set, a checkpoint is signed each time the chain crosses ``checkpoint_every``."""
+    checkpoint_every: int = 10_000
     pending: list[Disclosure] = field(default_factory=list)
 
     def record(self, disclosure: Disclosure) -> None:
@@ -112,7 +117,18 @@ class RequestAccessLog:
             return 0
         rows = self.rows()
         try:
-            await append(session, rows, algorithm=self.hash_alg)
+            head = await append(session, rows, algorithm=self.hash_alg)
+            last = rows[-1]["seq"]
+            crossed = last // self.checkpoint_every != (last - len(rows)) // self.checkpoint_every
+            if self.signer is not None and crossed:
+                await checkpoints.create(
+                    session,
+                    self.signer,
+                    reason="periodic",
+                    seq=last,
+                    head_hash=head,
+                    hash_alg=self.hash_alg,
+                )
         except Exception as exc:
             raise AccessLogUnavailable("access log write failed") from exc
         self.pending.clear()

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from api.settings import Settings
 from audit import checkpoints, export, retention
 from audit.keys import AUDIT_SIGNING_KEY, load_or_create_ed25519
-from audit.log import RequestAccessLog
+from audit.log import RequestAccessLog, chain_head
 from audit.reports import minors_report
 from audit.verify import Report, count_events, verify_events, verify_log
 from domain.disclosure import AccessKind, Actor, Disclosure
@@ -115,7 +115,10 @@ def checkpoint() -> None:
 
     async def work(engine: AsyncEngine) -> str:
         async with system_session(engine, reason="audit checkpoint") as s:
-            cp = await checkpoints.create(s, key, reason="manual", hash_alg=settings.audit_hash)
+            seq, head = await chain_head(s)
+            cp = await checkpoints.create(
+                s, key, reason="manual", seq=seq, head_hash=head, hash_alg=settings.audit_hash
+            )
             await s.commit()
             return cp.note
 

@@ -134,3 +134,34 @@ async def events_for_actor(api: Api, actor: str, entity: str) -> list[AccessEven
                 )
             ).scalars()
         )
+
+
+async def test_writes_record_field_names_and_keyed_hashes_not_values(api: Api) -> None:
+    from tests.api.test_mutations import CREATE_PERSON, UPDATE_PERSON, grid_unit
+
+    created = await api.data(
+        "grid.donghu",
+        CREATE_PERSON,
+        {
+            "input": {
+                "name": "写入测试",
+                "gender": "MALE",
+                "residenceUnit": grid_unit(api),
+                "phone": "13912345678",
+            }
+        },
+    )
+    person_id = created["createPerson"]["person"]["id"]
+    response = await api.post(
+        {"query": UPDATE_PERSON, "variables": {"id": person_id, "input": {"phone": "13987654321"}}},
+        {"Authorization": f"Bearer {api.token('grid.donghu')}", "X-Request-ID": "write-hash-1"},
+    )
+    assert not response.json().get("errors")
+    writes = [e for e in await events_for(api, "write-hash-1") if e.kind == "write"]
+    assert len(writes) == 1 and writes[0].fields == ["phone"]
+    before, after = writes[0].changes["phone"]
+    assert before != after and len(before) == 32
+    assert "13912345678" not in str(writes[0].changes) and "13987654321" not in str(
+        writes[0].changes
+    )
+    assert writes[0].person_id is not None

@@ -260,3 +260,27 @@ async def test_every_personal_field_read_produces_an_event(fresh: Api) -> None:
         checked += 1
     await app.state.engine.dispose()
     assert checked >= 12
+
+
+async def test_checkpoints_are_signed_periodically(empty_database: str, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from domain.access_log import AuditCheckpoint
+
+    engine = create_engine(empty_database)
+    await runner.upgrade(engine)
+    district = await load_demo(engine, persons=20, seed=2)
+    await engine.dispose()
+    settings = replace(
+        Settings(database_url=empty_database, key_dir=tmp_path / "keys"), audit_checkpoint_every=10
+    )
+    app = create_app(settings)
+    api = Api("periodic", app, app.state.engine, district, empty_database)
+    for _ in range(4):
+        await api.data("social.donghu", "{ persons(first: 8) { edges { node { name } } } }")
+    async with system_session(api.engine, reason="test") as s:
+        cps = (await s.execute(select(AuditCheckpoint))).scalars().all()
+    assert len(cps) >= 2 and {c.reason for c in cps} == {"periodic"}
+    report = await _verify(api)
+    assert report.ok and report.checkpoints == len(cps)
+    await app.state.engine.dispose()

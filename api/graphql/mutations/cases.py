@@ -124,7 +124,7 @@ class CaseMutations:
             gate.add(case)
             await gate.flush()
             gate.add(m.CaseAssignment(case_id=case.id, staff_id=staff_id, assigned_at=gate.now))
-            gate.record_write(Entity.CASE, case.id, _written(case), "create")
+            gate.record_write(Entity.CASE, case.id, _written(case), "create", person_id=subject_id)
             return case.id
 
         case_id, errors = await run(info, action)
@@ -144,10 +144,18 @@ class CaseMutations:
             number = ids.decode(id, "Case")[1]
             (reason_text,) = collect(lambda: _text(reason, 2000, "reason"))
             case: m.Case = (await gate.for_write(m.Case, number, "update")).row
+            before = case.status
             change = case.transition(status, reason=reason_text, at=gate.now)
             change.changed_by_staff_id = gate.subject.staff_id
             gate.add(change)
-            gate.record_write(Entity.CASE, case.id, ["status"], "transition")
+            gate.record_write(
+                Entity.CASE,
+                case.id,
+                ["status"],
+                "transition",
+                person_id=case.subject_id,
+                changes={"status": (before, case.status)},
+            )
             return case.id
 
         case_id, errors = await run(info, action)
@@ -161,8 +169,16 @@ class CaseMutations:
             number = ids.decode(id, "Case")[1]
             collect(lambda: _text(reason, 2000, "reason", required=True))
             case: m.Case = (await gate.for_write(m.Case, number, "update")).row
+            before = case.risk_level
             case.risk_level = risk_level
-            gate.record_write(Entity.CASE, case.id, ["risk_level"], "set_risk_level")
+            gate.record_write(
+                Entity.CASE,
+                case.id,
+                ["risk_level"],
+                "set_risk_level",
+                person_id=case.subject_id,
+                changes={"risk_level": (before, risk_level)},
+            )
             return case.id
 
         case_id, errors = await run(info, action)

@@ -170,15 +170,18 @@ class PersonMutations:
                 lambda: _text(input.address, 200, "address"),
             )
             person: m.Person = (await gate.for_write(m.Person, number, "update")).row
-            changed: list[str] = []
+            changes: dict[str, tuple[object, object]] = {}
             for field, value in (("name", name), ("phone", phone), ("address", address)):
                 if value is not None and getattr(person, field) != value:
+                    changes[field] = (getattr(person, field), value)
                     setattr(person, field, value)
-                    changed.append(field)
             if input.categories is not None:
+                before = ",".join(sorted(r.category for r in person.category_rows))
                 person.set_categories(set(input.categories))
-                changed.append("categories")
-            gate.record_write(Entity.PERSON, person.id, changed, "update")
+                changes["categories"] = (before, ",".join(sorted(input.categories)))
+            gate.record_write(
+                Entity.PERSON, person.id, changes, "update", person_id=person.id, changes=changes
+            )
             return person.id
 
         person_id, errors = await run(info, action)
