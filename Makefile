@@ -44,3 +44,4 @@ clean:
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.privacy_cost --persons 10000 --runs 100
+	$(BIN)/python -m tests.bench.audit_cost --persons 10000 --runs 100 --events 200000

@@ -147,6 +147,8 @@ def _backfill() -> str:
     prev = GENESIS
     for seq, row in enumerate(rows, start=1):
         record = {c: _plain(row[c]) for c in CHAINED}
+        when = row["occurred_at"]  # untyped here: SQLite gives text, PostgreSQL a datetime
+        record["occurred_at"] = _plain(datetime.fromisoformat(when) if isinstance(when, str) else when)
         record.update(
             seq=seq,
             prev_hash=prev,

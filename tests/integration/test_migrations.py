@@ -35,3 +35,42 @@ async def test_upgrade_downgrade_and_no_drift(empty_database: str) -> None:
         assert await runner.current_revision(engine) == "0003"
     finally:
         await engine.dispose()
+
+
+async def test_events_from_before_the_chain_are_chained_on_upgrade(
+    empty_database: str, tmp_path
+) -> None:
+    """A database with access events written before revision 0003 verifies after upgrading."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from audit.keys import load_or_create_ed25519
+    from audit.verify import verify_log
+    from domain.session import system_session
+
+    engine = create_engine(empty_database)
+    try:
+        await runner.upgrade(engine, "0002")
+        async with engine.begin() as conn:
+            for i in range(3):
+                await conn.execute(
+                    text(
+                        "INSERT INTO access_events (occurred_at, request_id, actor_username, "
+                        "actor_roles, purpose, kind, entity, entity_id, fields, redacted, "
+                        "field_classes, relations) VALUES (:at, :rid, 'grid.donghu', "
+                        "'grid_worker', 'case_management', :kind, 'person', :eid, :fields, "
+                        ":redacted, :classes, :relations)"
+                    ),
+                    {"at": datetime(2026, 11, 1, 8, 0, i, 123456, tzinfo=UTC), "rid": f"old-{i}",
+                     "kind": "read" if i else "denied", "eid": i + 1, "fields": '["name"]',
+                     "redacted": "[]", "classes": '["identity"]', "relations": '["jurisdiction"]'},
+                )
+        await runner.upgrade(engine)
+        key = load_or_create_ed25519(tmp_path / "audit.pem")
+        async with system_session(engine, reason="test verify") as s:
+            report = await verify_log(s, key.public_key())
+        assert report.ok, report.problem
+        assert report.events == 3
+    finally:
+        await engine.dispose()
