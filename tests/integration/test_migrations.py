@@ -62,9 +62,16 @@ async def test_events_from_before_the_chain_are_chained_on_upgrade(
                         "'grid_worker', 'case_management', :kind, 'person', :eid, :fields, "
                         ":redacted, :classes, :relations)"
                     ),
-                    {"at": datetime(2026, 11, 1, 8, 0, i, 123456, tzinfo=UTC), "rid": f"old-{i}",
-                     "kind": "read" if i else "denied", "eid": i + 1, "fields": '["name"]',
-                     "redacted": "[]", "classes": '["identity"]', "relations": '["jurisdiction"]'},
+                    {
+                        "at": datetime(2026, 11, 1, 8, 0, i, 123456, tzinfo=UTC),
+                        "rid": f"old-{i}",
+                        "kind": "read" if i else "denied",
+                        "eid": i + 1,
+                        "fields": '["name"]',
+                        "redacted": "[]",
+                        "classes": '["identity"]',
+                        "relations": '["jurisdiction"]',
+                    },
                 )
         await runner.upgrade(engine)
         key = load_or_create_ed25519(tmp_path / "audit.pem")
