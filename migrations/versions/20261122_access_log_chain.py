@@ -148,7 +148,8 @@ def _backfill() -> str:
     for seq, row in enumerate(rows, start=1):
         record = {c: _plain(row[c]) for c in CHAINED}
         when = row["occurred_at"]  # untyped here: SQLite gives text, PostgreSQL a datetime
-        record["occurred_at"] = _plain(datetime.fromisoformat(when) if isinstance(when, str) else when)
+        when = datetime.fromisoformat(when) if isinstance(when, str) else when
+        record["occurred_at"] = _plain(when)
         record.update(
             seq=seq,
             prev_hash=prev,
