@@ -27,6 +27,8 @@ class FieldClass(StrEnum):
     FAMILY_CIRCUMSTANCE = "family_circumstance"
     AUDIT = "audit"
     """Access-log records: who saw what. Not personal case content; auditors read it."""
+    SECRET = "secret"
+    """Credential hashes: never disclosed to anyone (no policy line may grant it)."""
 
 
 def classified(field_class: FieldClass) -> dict[str, Any]:

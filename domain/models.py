@@ -8,6 +8,13 @@ from domain.cases import Case, CaseAssignment, CaseCoUnit, CaseStatusChange
 from domain.consents import Consent
 from domain.emergency import EmergencyGrant
 from domain.families import Family, FamilyMember, VolunteerLink
+from domain.identity import (
+    LoginAttempt,
+    PartnerClient,
+    PersistedQuery,
+    RefreshToken,
+    RevokedAccessToken,
+)
 from domain.interventions import Intervention
 from domain.persons import Guardianship, Person, PersonCategory
 from domain.referrals import Referral
@@ -32,6 +39,11 @@ __all__ = [
     "FamilyMember",
     "Guardianship",
     "Intervention",
+    "LoginAttempt",
+    "PartnerClient",
+    "PersistedQuery",
+    "RefreshToken",
+    "RevokedAccessToken",
     "Person",
     "PersonCategory",
     "Referral",

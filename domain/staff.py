@@ -47,6 +47,9 @@ class Staff(Protected, Base):
         ForeignKey("units.id"), index=True, info=classified(FieldClass.BASIC)
     )
     active: Mapped[bool] = mapped_column(Boolean, default=True, info=classified(FieldClass.BASIC))
+    password_hash: Mapped[str | None] = mapped_column(
+        String(200), info=classified(FieldClass.SECRET)
+    )
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, info=classified(FieldClass.BASIC)
     )

@@ -18,6 +18,7 @@ from domain.persons import Person
 # Keys: primary keys and foreign keys that only link rows (who is the subject, which case, which
 # staff member created it). They carry no personal data of their own; the gate scopes them.
 UNCLASSIFIED_KEYS: dict[str, frozenset[str]] = {
+    "PartnerClient": frozenset({"id"}),
     "AccessEvent": frozenset({"id"}),
     "Alert": frozenset(
         {"id", "person_id", "case_id", "acknowledged_by_staff_id", "created_by_staff_id"}
