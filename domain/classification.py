@@ -27,7 +27,7 @@ class FieldClass(StrEnum):
     FAMILY_CIRCUMSTANCE = "family_circumstance"
     AUDIT = "audit"
     """Access-log records: who saw what. Not personal case content; auditors read it."""
-    SECRET = "secret"
+    SECRET = "secret"  # noqa: S105 - the name of a field class, not a password
     """Credential hashes: never disclosed to anyone (no policy line may grant it)."""
 
 
