@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import base64
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import parse_qs, unquote
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData
+from strawberry.types import ExecutionResult
 
 from api.auth import SubjectUser, TokenBackend, on_auth_error
 from api.context import PURPOSE_HEADER, RequestContext, build_context, new_request_id
+from api.graphql.guard import check_client_operation, check_rate, resolve_document
 from api.graphql.schema import build_schema
-from api.ratelimit import RateLimiter
+from api.identity import IdentityError, exchange_client_credentials
+from api.ratelimit import RateLimiter, RedisRateLimiter
 from api.settings import Settings
 from api.tokens import TokenService
 from audit.keys import (
@@ -32,13 +40,16 @@ from audit.keys import (
 from audit.log import value_hasher
 from authz.policy import AllowAllPolicy, Policy
 from authz.subject import Subject
-from domain.session import create_engine, session_factory
+from domain.identity import PersistedQuery
+from domain.session import create_engine, session_factory, system_session
 
 log = logging.getLogger("xinqiao.api")
 
 
 class XinqiaoGraphQL(GraphQL[RequestContext, None]):
-    def __init__(self, *, policy: Policy, settings: Settings, sessions: Any) -> None:
+    def __init__(
+        self, *, policy: Policy, settings: Settings, sessions: Any, engine: Any, tokens: Any
+    ) -> None:
         super().__init__(
             build_schema(settings),
             graphql_ide=None if settings.production else "graphiql",
@@ -47,9 +58,53 @@ class XinqiaoGraphQL(GraphQL[RequestContext, None]):
         self.policy = policy
         self.settings = settings
         self.sessions = sessions
+        self.engine = engine
+        self.tokens = tokens
         self.lookup_limiter = RateLimiter(settings.lookup_limit_per_minute, 60.0)
+        self.request_limiter: Any = (
+            RedisRateLimiter(settings.redis_url, settings.rate_limit_per_minute)
+            if settings.redis_url
+            else RateLimiter(settings.rate_limit_per_minute, 60.0)
+        )
+        self.registries = PersistedRegistry(engine)
         self.hash_value = value_hasher(load_or_create_secret(settings.key_dir / AUDIT_HMAC_KEY))
         self.signer = load_or_create_ed25519(settings.key_dir / AUDIT_SIGNING_KEY)
+
+    async def execute_single(  # type: ignore[override]
+        self,
+        request: Request,
+        request_adapter: Any,
+        sub_response: Any,
+        context: RequestContext,
+        root_value: Any,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Persisted queries, client scopes and rate limits, before anything runs (this hooks
+        strawberry's per-operation entry point, pinned at 0.341)."""
+        if request_adapter.method == "GET" and not self.allow_queries_via_get:
+            return await super().execute_single(
+                request, request_adapter, sub_response, context, root_value, request_data
+            )  # strawberry refuses it (400)
+        subject = context.subject
+        registry = None
+        if subject.client_id is not None:
+            registry = await self.registries.documents(subject.client_pk)
+        elif not self.settings.staff_may_run_adhoc:
+            registry = await self.registries.documents(None)
+        problem = resolve_document(request_data, registry)
+        if problem is None and subject.client_id is not None and request_data.query:
+            problem = check_client_operation(
+                self.schema._schema, request_data.query, subject.operations
+            )
+        if problem is None and subject.authenticated:
+            problem = await check_rate(self.request_limiter, subject.token_id or subject.username)
+        if problem is not None:
+            await context.close()
+            problem.extensions = {**(problem.extensions or {}), "requestId": context.request_id}
+            return ExecutionResult(data=None, errors=[problem])
+        return await super().execute_single(
+            request, request_adapter, sub_response, context, root_value, request_data
+        )
 
     async def get_context(self, request: Request, response: Any) -> RequestContext:  # type: ignore[override]
         user = request.scope.get("user")
@@ -71,7 +126,37 @@ class XinqiaoGraphQL(GraphQL[RequestContext, None]):
         context.request = request
         context.response = response
         context.lookup_limiter = self.lookup_limiter
+        context.engine = self.engine
+        context.tokens = self.tokens
         return context
+
+
+class PersistedRegistry:
+    """Registered documents per partner client (and the staff allow-list), cached for a few
+    seconds so registering or revoking takes effect quickly without a query per request."""
+
+    TTL = 5.0
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self._cache: dict[int | None, tuple[float, dict[str, str]]] = {}
+
+    async def documents(self, client_pk: int | None) -> dict[str, str]:
+        hit = self._cache.get(client_pk)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        async with system_session(self.engine, reason="persisted query registry") as s:
+            owner = (
+                PersistedQuery.client_id.is_(None)
+                if client_pk is None
+                else PersistedQuery.client_id == client_pk
+            )
+            rows = (
+                await s.execute(select(PersistedQuery.sha256, PersistedQuery.document).where(owner))
+            ).all()
+        docs = {sha: doc for sha, doc in rows}
+        self._cache[client_pk] = (time.monotonic() + self.TTL, docs)
+        return docs
 
 
 class BodyLimit:
@@ -133,7 +218,9 @@ def create_app(settings: Settings | None = None, *, policy: Policy | None = None
         audience=settings.token_audience,
         ttl_seconds=settings.token_ttl_seconds,
     )
-    graphql = XinqiaoGraphQL(policy=policy, settings=settings, sessions=sessions)
+    graphql = XinqiaoGraphQL(
+        policy=policy, settings=settings, sessions=sessions, engine=engine, tokens=tokens
+    )
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -147,6 +234,42 @@ def create_app(settings: Settings | None = None, *, policy: Policy | None = None
             return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
         return JSONResponse({"status": "ok", "database": "up"})
 
+    async def token_endpoint(request: Request) -> Response:
+        """OAuth 2.0 token endpoint, client-credentials grant only (RFC 6749 §4.4). Client
+        authentication by HTTP Basic or form fields; errors in the RFC's shape."""
+        body = (await request.body()).decode(errors="replace")
+        form = {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
+        client_id, secret = form.get("client_id"), form.get("client_secret")
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("basic "):
+            try:
+                raw = base64.b64decode(auth[6:]).decode()
+                client_id, _, secret = (unquote(p) for p in raw.partition(":"))
+            except (ValueError, UnicodeDecodeError):
+                client_id = secret = None
+        if form.get("grant_type") != "client_credentials":
+            return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
+        if not client_id or not secret:
+            return JSONResponse({"error": "invalid_request"}, status_code=400)
+        try:
+            token, ttl, scopes = await exchange_client_credentials(
+                engine, tokens, client_id, secret, request.client.host if request.client else None
+            )
+        except IdentityError:
+            return JSONResponse(
+                {"error": "invalid_client"},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Basic realm="xinqiao"'},
+            )
+        return JSONResponse(
+            {
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": ttl,
+                "scope": " ".join(scopes),
+            }
+        )
+
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
@@ -157,8 +280,22 @@ def create_app(settings: Settings | None = None, *, policy: Policy | None = None
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/oauth/token", token_endpoint, methods=["POST"]),
         ],
         middleware=[
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=[
+                    "Authorization",
+                    "Content-Type",
+                    PURPOSE_HEADER,
+                    "X-Request-ID",
+                    "traceparent",
+                ],
+                max_age=600,
+            ),
             Middleware(SecurityHeaders),
             Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
             Middleware(
@@ -170,6 +307,7 @@ def create_app(settings: Settings | None = None, *, policy: Policy | None = None
         lifespan=lifespan,
     )
     app.state.engine = engine
+    app.state.graphql = graphql
     app.state.tokens = tokens
     app.state.settings = settings
     return app

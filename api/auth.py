@@ -1,13 +1,14 @@
 """Authentication: a bearer token becomes an ``authz.Subject`` on ``request.user``.
 
-Role and unit are re-read from the database on every request, so a change takes effect on the next
-request rather than when the token expires.
+Staff tokens carry the staff id; partner clients' tokens the client id. Either way the subject is
+rebuilt from the database on every request — roles, unit, a client's scopes and status, and
+whether the token was revoked — so a change or a revocation takes effect on the next request.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.authentication import (
     AuthCredentials,
     AuthenticationBackend,
@@ -17,10 +18,14 @@ from starlette.authentication import (
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 
-from api.tokens import InvalidToken, TokenService
+from api.identity import address_allowed
+from api.tokens import InvalidToken, TokenClaims, TokenService
 from authz.subject import Subject
+from domain.base import utcnow
+from domain.classification import FieldClass
+from domain.identity import PartnerClient, RevokedAccessToken
 from domain.session import system_session
-from domain.staff import Staff
+from domain.staff import Role, Staff
 from domain.units import Unit
 
 
@@ -37,30 +42,82 @@ class SubjectUser(BaseUser):
         return self.subject.username
 
 
-async def load_subject(engine: AsyncEngine, staff_id: int, token_id: str | None) -> Subject | None:
-    """The current subject for a staff id, or None if the account is gone or disabled."""
+async def _unit_paths(session: AsyncSession, unit: Unit) -> str | None:
+    if unit.area_unit_id is None:
+        return unit.path
+    area = (await session.execute(select(Unit).where(Unit.id == unit.area_unit_id))).scalar_one()
+    return area.path or None
+
+
+async def _staff_subject(session: AsyncSession, claims: TokenClaims) -> Subject | None:
+    row = (
+        await session.execute(
+            select(Staff, Unit)
+            .join(Unit, Unit.id == Staff.unit_id)
+            .where(Staff.id == int(claims.subject))
+        )
+    ).first()
+    if row is None or not row[0].active:
+        return None
+    staff, unit = row
+    return Subject(
+        staff_id=staff.id,
+        username=staff.username,
+        unit_id=unit.id,
+        unit_path=unit.path,
+        jurisdiction_path=await _unit_paths(session, unit),
+        roles=staff.roles,
+        token_id=claims.token_id,
+        token_expires=claims.expires_at,
+    )
+
+
+async def _client_subject(
+    session: AsyncSession, claims: TokenClaims, address: str | None
+) -> Subject | None:
+    row = (
+        await session.execute(
+            select(PartnerClient, Unit)
+            .join(Unit, Unit.id == PartnerClient.unit_id)
+            .where(PartnerClient.client_id == claims.client_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    client, unit = row
+    if not client.active(utcnow()) or not address_allowed(client.allowed_addresses, address):
+        return None
+    return Subject(
+        staff_id=None,
+        username=f"client:{client.client_id}",
+        unit_id=unit.id,
+        unit_path=unit.path,
+        jurisdiction_path=None,
+        roles=frozenset({Role.PARTNER}),
+        token_id=claims.token_id,
+        token_expires=claims.expires_at,
+        client_id=client.client_id,
+        client_pk=client.id,
+        class_cap=frozenset(FieldClass(s[5:]) for s in client.scopes if s.startswith("read:")),
+        operations=frozenset(s for s in client.scopes if s.startswith("op:")),
+    )
+
+
+async def load_subject(
+    engine: AsyncEngine, claims: TokenClaims, address: str | None = None
+) -> Subject | None:
+    """The current subject for verified claims, or None if revoked, disabled or gone."""
     async with system_session(engine, reason="authentication") as session:
-        row = (
+        revoked = (
             await session.execute(
-                select(Staff, Unit).join(Unit, Unit.id == Staff.unit_id).where(Staff.id == staff_id)
+                select(RevokedAccessToken.jti).where(RevokedAccessToken.jti == claims.token_id)
             )
         ).first()
-        if row is None or not row[0].active:
+        if revoked is not None:
             return None
-        staff, unit = row
-        area_path = unit.path
-        if unit.area_unit_id is not None:
-            area = await session.get(Unit, unit.area_unit_id)
-            area_path = area.path if area else None
-        return Subject(
-            staff_id=staff.id,
-            username=staff.username,
-            unit_id=unit.id,
-            unit_path=unit.path,
-            jurisdiction_path=area_path or None,
-            roles=staff.roles,
-            token_id=token_id,
-        )
+        if claims.client_id is not None:
+            return await _client_subject(session, claims, address)
+        return await _staff_subject(session, claims)
 
 
 class TokenBackend(AuthenticationBackend):
@@ -77,16 +134,17 @@ class TokenBackend(AuthenticationBackend):
             raise AuthenticationError("malformed authorization header")
         try:
             claims = self.tokens.verify(token.strip())
-            subject = await load_subject(self.engine, int(claims.subject), claims.token_id)
+            address = conn.client.host if conn.client else None
+            subject = await load_subject(self.engine, claims, address)
         except (InvalidToken, ValueError):
             raise AuthenticationError("invalid token") from None
         if subject is None:
-            raise AuthenticationError("account disabled")
+            raise AuthenticationError("revoked or disabled")
         return AuthCredentials(["authenticated"]), SubjectUser(subject)
 
 
 def on_auth_error(_conn: HTTPConnection, _exc: Exception) -> JSONResponse:
-    """401 in GraphQL's error shape, with no hint of why (expired, forged, disabled...)."""
+    """401 in GraphQL's error shape, with no hint of why (expired, forged, revoked...)."""
     return JSONResponse(
         {
             "data": None,

@@ -55,6 +55,9 @@ class RequestContext:
     response: Any = None
     purpose_refused: bool = False
     lookup_limiter: RateLimiter | None = None
+    engine: Any = None
+    """For sign-in, which runs before there is a subject (api.identity)."""
+    tokens: Any = None
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self._gate)

@@ -27,3 +27,24 @@ class RateLimiter:
             return False
         hits.append(t)
         return True
+
+    async def allow(self, key: Hashable) -> bool:
+        return self.hit(key)
+
+
+class RedisRateLimiter:
+    """The same budget shared by several server processes, in Redis (fixed one-minute windows:
+    INCR + EXPIRE, atomic in a pipeline)."""
+
+    def __init__(self, url: str, limit: int, window_seconds: int = 60) -> None:
+        from redis.asyncio import Redis
+
+        self.redis = Redis.from_url(url)
+        self.limit = limit
+        self.window = window_seconds
+
+    async def allow(self, key: Hashable) -> bool:
+        bucket = f"xinqiao:rate:{key}:{int(time.time()) // self.window}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            count, _ = await pipe.incr(bucket).expire(bucket, self.window * 2).execute()
+        return int(count) <= self.limit

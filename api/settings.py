@@ -28,6 +28,14 @@ class Settings:
     max_query_depth: int = 10
     max_body_bytes: int = 1_000_000
     lookup_limit_per_minute: int = 30
+    rate_limit_per_minute: int = 600
+    """Requests per token per minute."""
+    redis_url: str | None = None
+    """Share rate limits between processes through Redis (else each process counts alone)."""
+    staff_adhoc: bool | None = None
+    """Staff may run ad-hoc operations; default: in development only (else the allow-list)."""
+    cors_origins: tuple[str, ...] = ()
+    max_query_cost: int = 5000
     audit_hash: str = "sha256"
     """Hash of the access-log chain: sha256, or sm3 for a national-cryptography suite."""
     audit_checkpoint_every: int = 10_000
@@ -60,6 +68,15 @@ class Settings:
                 audit_retention_days=int(
                     e.get("XINQIAO_AUDIT_RETENTION_DAYS", d.audit_retention_days)
                 ),
+                rate_limit_per_minute=int(
+                    e.get("XINQIAO_RATE_LIMIT_PER_MINUTE", d.rate_limit_per_minute)
+                ),
+                redis_url=e.get("XINQIAO_REDIS_URL") or None,
+                staff_adhoc=_flag(e.get("XINQIAO_STAFF_ADHOC")),
+                cors_origins=tuple(
+                    o.strip() for o in e.get("XINQIAO_CORS_ORIGINS", "").split(",") if o.strip()
+                ),
+                max_query_cost=int(e.get("XINQIAO_MAX_QUERY_COST", d.max_query_cost)),
                 lookup_limit_per_minute=int(
                     e.get("XINQIAO_LOOKUP_LIMIT_PER_MINUTE", d.lookup_limit_per_minute)
                 ),
@@ -81,8 +98,22 @@ class Settings:
         return self.mode is Mode.PRODUCTION
 
     @property
+    def staff_may_run_adhoc(self) -> bool:
+        return self.staff_adhoc if self.staff_adhoc is not None else not self.production
+
+    @property
     def sqlite_path(self) -> Path | None:
         prefix = "sqlite+aiosqlite:///"
         if self.database_url.startswith(prefix) and ":memory:" not in self.database_url:
             return Path(self.database_url[len(prefix) :])
         return None
+
+
+def _flag(value: str | None) -> bool | None:
+    if value is None or value == "":
+        return None
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SystemExit(f"invalid configuration: expected true or false, got {value!r}")

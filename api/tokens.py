@@ -30,6 +30,8 @@ class TokenClaims:
     username: str
     token_id: str
     expires_at: int
+    client_id: str | None = None
+    """Set for partner clients' tokens (``sub`` is then ``client:<id>``)."""
 
 
 class TokenService:
@@ -67,6 +69,20 @@ class TokenService:
         }
         return jwt.encode(claims, self._private, algorithm="EdDSA", headers={"typ": "at+jwt"})
 
+    def issue_client(self, *, client_id: str, ttl_seconds: int) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": f"client:{client_id}",
+            "client_id": client_id,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl_seconds,
+            "jti": secrets.token_urlsafe(16),
+        }
+        return jwt.encode(claims, self._private, algorithm="EdDSA", headers={"typ": "at+jwt"})
+
     def verify(self, token: str) -> TokenClaims:
         try:
             header = jwt.get_unverified_header(token)
@@ -87,4 +103,5 @@ class TokenService:
             username=str(claims.get("preferred_username", "")),
             token_id=claims["jti"],
             expires_at=claims["exp"],
+            client_id=claims.get("client_id"),
         )

@@ -26,6 +26,7 @@ class Entity(StrEnum):
     UNIT = "unit"
     EMERGENCY_GRANT = "emergency_grant"
     ACCESS_EVENT = "access_event"
+    PARTNER_CLIENT = "partner_client"
 
 
 MODEL_ENTITY: dict[type, Entity] = {
@@ -47,6 +48,7 @@ MODEL_ENTITY: dict[type, Entity] = {
     m.Unit: Entity.UNIT,
     m.EmergencyGrant: Entity.EMERGENCY_GRANT,
     m.AccessEvent: Entity.ACCESS_EVENT,
+    m.PartnerClient: Entity.PARTNER_CLIENT,
 }
 
 

@@ -179,6 +179,8 @@ class Gate:
         if decision is None:
             granted = self._policy.readable(self.subject.roles, entity, relations, conditions)
             decision = tighten(self.subject.roles, entity, relations, conditions, granted)
+            if self.subject.class_cap is not None:
+                decision &= self.subject.class_cap
             self._decisions[key] = decision
         return decision
 
@@ -262,6 +264,9 @@ class Gate:
         readable on no row. Compiled from the same grants and overlay as ``readable``."""
         if field_class is None:
             return None
+        cap = self.subject.class_cap
+        if cap is not None and field_class not in cap:
+            return None
         entity = entity_of(model)
         if self._policy.unrestricted:
             return true()
@@ -321,6 +326,8 @@ class Gate:
         if not grants:
             return True  # nothing is visible, so there is nothing to infer: the page is empty
         worst = frozenset(OVERLAY_CONDITIONS.get(entity, frozenset()))
+        if self.subject.class_cap is not None and field_class not in self.subject.class_cap:
+            return False
         return field_class is not None and all(
             field_class in self.readable(entity, frozenset({r}), worst | ({c} - {ANY}))
             for r, c in grants

@@ -271,6 +271,7 @@ _BUILDERS: dict[Entity, Callable[[RelationCompiler], Predicates]] = {
     Entity.INTERVENTION: _intervention,
     Entity.EMERGENCY_GRANT: _emergency_grant,
     Entity.ACCESS_EVENT: _directory,
+    Entity.PARTNER_CLIENT: _directory,
     Entity.ASSESSMENT: _via(m.Assessment.case_id, m.Case.id, Entity.CASE),
     Entity.REFERRAL: _via(m.Referral.case_id, m.Case.id, Entity.CASE),
     Entity.CASE_STATUS_CHANGE: _via(m.CaseStatusChange.case_id, m.Case.id, Entity.CASE),

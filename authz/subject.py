@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.classification import FieldClass
 from domain.disclosure import Actor
 from domain.staff import Role
 
@@ -19,6 +20,14 @@ class Subject:
     """Path of the area the unit serves. ``None`` means no jurisdiction, never "everything"."""
     roles: frozenset[Role]
     token_id: str | None = None
+    token_expires: int | None = None
+    client_id: str | None = None
+    """A partner agency's API client, when the token is a client's (then ``staff_id`` is None)."""
+    client_pk: int | None = None
+    class_cap: frozenset[FieldClass] | None = None
+    """A client's scopes: it never reads a class outside them, whatever else would allow it."""
+    operations: frozenset[str] = frozenset()
+    """A client's operation scopes (``op:record_intervention``...)."""
 
     @classmethod
     def anonymous(cls) -> Subject:
@@ -26,7 +35,7 @@ class Subject:
 
     @property
     def authenticated(self) -> bool:
-        return self.staff_id is not None
+        return self.staff_id is not None or self.client_id is not None
 
     @property
     def actor(self) -> Actor:

@@ -33,6 +33,7 @@ from api.graphql.types.enums import (
 )
 from api.graphql.types.families import FamilyMemberType, FamilyType
 from api.graphql.types.interventions import AssessmentType, InterventionType
+from api.graphql.types.partners import PartnerClientType
 from api.graphql.types.persons import GuardianType, PersonType
 from api.graphql.types.referrals import ConsentType, ReferralType
 from api.graphql.types.units import StaffType, UnitType, Viewer
@@ -60,6 +61,7 @@ NODE_TYPES: dict[str, Any] = {
         StaffType,
         EmergencyAccessType,
         AccessEventType,
+        PartnerClientType,
     )
 }
 
@@ -525,6 +527,15 @@ class Query:
         order = Order(m.AccessEvent.seq, descending=True, default=True)
         return await _connection(
             info, AccessEventType, order=order, first=first, after=after, filters=filters
+        )
+
+    @strawberry.field(description="Partner agencies' API clients (administrators).")
+    async def partner_clients(
+        self, info: strawberry.Info, first: int | None = None, after: str | None = None
+    ) -> Connection[PartnerClientType]:
+        order = Order(m.PartnerClient.created_at, descending=True, default=True)
+        return await _connection(
+            info, PartnerClientType, order=order, first=first, after=after, filters=()
         )
 
     @strawberry.field

@@ -11,8 +11,8 @@ from tests.conftest import Api
 INTROSPECT = "{ __schema { types { name } } }"
 
 
-async def _prod(api: Api) -> Api:
-    settings = replace(api.app.state.settings, mode=Mode.PRODUCTION)
+async def _prod(api: Api, staff_adhoc: bool | None = True) -> Api:
+    settings = replace(api.app.state.settings, mode=Mode.PRODUCTION, staff_adhoc=staff_adhoc)
     app = create_app(settings)
     return Api(api.backend, app, app.state.engine, api.district, api.url)
 
@@ -62,3 +62,27 @@ def test_settings_from_env() -> None:
     )
     assert s.production and s.port == 9000 and s.max_page_size == 50
     assert Settings.from_env({}).database_url.startswith("sqlite+aiosqlite:///")
+
+
+async def test_production_staff_run_only_the_allow_list(api: Api) -> None:
+    document = "query Mine { viewer { roles } }"
+    prod = await _prod(api, staff_adhoc=None)
+    refused = await prod.gql("grid.donghu", document)
+    assert refused["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_ALLOWED"
+    registered = await api.data(
+        "admin",
+        """mutation($d: String!) {
+        registerPersistedQuery(document: $d, name: "viewer") { sha256 errors { code } } }""",
+        {"d": document},
+    )
+    digest = registered["registerPersistedQuery"]["sha256"]
+    assert len(digest) == 64
+    prod.app.state.graphql.registries._cache.clear()
+    ok = await prod.data("grid.donghu", document)
+    assert ok["viewer"]["roles"] == ["GRID_WORKER"]
+    by_hash = await prod.post(
+        {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": digest}}},
+        {"Authorization": f"Bearer {prod.token('grid.donghu')}"},
+    )
+    assert by_hash.json()["data"]["viewer"]["roles"] == ["GRID_WORKER"]
+    await prod.engine.dispose()

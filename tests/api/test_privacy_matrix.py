@@ -211,8 +211,8 @@ async def test_decisions_do_not_depend_on_the_path(api: Api, glass_broken: None)
         name birthDate maskedIdNumber idNumber phone address sensitiveCategories id"""
     nested = f"""{{
       persons(first: 100) {{ edges {{ node {{ {person_fields} }} }} }}
-      families(first: 100) {{ edges {{ node {{ members {{ person {{ {person_fields}
-          cases {{ id interventions {{ id kind notes }} }} }} }} }} }} }}
+      families(first: 60) {{ edges {{ node {{ members(first: 4) {{ person {{ {person_fields}
+          cases(first: 2) {{ id interventions(first: 2) {{ id kind notes }} }} }} }} }} }} }}
       cases(first: 100) {{ edges {{ node {{ subject {{ {person_fields} }} }} }} }}
     }}"""
     for account, expected in EXPECTED.items():

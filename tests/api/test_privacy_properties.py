@@ -186,7 +186,9 @@ async def test_no_unreadable_field_is_ever_returned(
     ids = [base64.b64encode(f"{type_of[k]}:{records[k]}".encode()).decode() for k in kinds]
     body = await api.gql(account, document, {"ids": ids} if kinds else None)
     errors = body.get("errors") or []
-    # Only typed refusals are acceptable errors (a filter/order refusal cannot occur here).
-    assert all(e["extensions"]["code"] in {"FORBIDDEN"} for e in errors), errors
+    # Only typed refusals are acceptable errors (deep random queries may exceed the cost limit).
+    assert all(e["extensions"]["code"] in {"FORBIDDEN", "QUERY_TOO_EXPENSIVE"} for e in errors), (
+        errors
+    )
     if body.get("data"):
         assert_nothing_unreadable(api, account, body["data"])

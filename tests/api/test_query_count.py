@@ -50,7 +50,12 @@ def count_statements(engine: object) -> Iterator[list[str]]:
 async def test_nested_query_statement_count_is_independent_of_page_size(api: Api) -> None:
     # The allow-all policy makes every level non-empty, so every loader really runs.
     app = create_app(
-        Settings(database_url=api.url, key_dir=api.app.state.settings.key_dir, max_query_depth=20),
+        Settings(
+            database_url=api.url,
+            key_dir=api.app.state.settings.key_dir,
+            max_query_depth=20,
+            max_query_cost=100_000_000,
+        ),
         policy=AllowAllPolicy(),
     )
     allow_all = Api(api.backend, app, app.state.engine, api.district, api.url)

@@ -166,7 +166,7 @@ async def test_case_fields_by_role(api: Api) -> None:
 
 async def test_volunteer_sees_linked_families_only(api: Api) -> None:
     query = """{ families { totalCount edges { node { specialType circumstances redactedFields
-               members { person { name phone idNumber cases { id } } } } } }
+               members(first: 5) { person { name phone idNumber cases(first: 5) { id } } } } } }
                cases { totalCount } }"""
     data = await api.data("volunteer.li", query)
     assert data["families"]["totalCount"] == 4, "one linked 失独 family per community"

@@ -1,0 +1,90 @@
+"""Checks on an operation before it runs: persisted queries, client scopes, introspection, rate.
+
+* Partner clients may only run documents registered for them (by SHA-256, Apollo style: send
+  ``extensions.persistedQuery.sha256Hash`` alone, or the document whose hash is registered).
+  Staff run ad-hoc operations, unless the deployment limits them to the staff allow-list.
+* A client's operation scopes decide which root mutations it may call at all.
+* Partner clients never introspect the schema.
+* Each token has a request budget per minute.
+
+All of it happens before parsing results in any database work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from graphql import GraphQLError, OperationDefinitionNode, parse, validate
+from graphql.language import FieldNode
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.http import GraphQLRequestData
+
+CLIENT_MUTATIONS = {
+    "recordIntervention": "op:record_intervention",
+    "raiseAlert": "op:create_alert",
+}
+CLIENT_QUERY_SCOPE = "op:read_referred_cases"
+
+
+def refusal(code: str, message: str) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": code})
+
+
+def sha256_of(document: str) -> str:
+    return hashlib.sha256(document.encode()).hexdigest()
+
+
+def resolve_document(
+    request: GraphQLRequestData, registry: Mapping[str, str] | None
+) -> GraphQLError | None:
+    """Fill in a persisted document, or refuse one that is not registered (when a registry
+    applies). Mutates ``request.query``."""
+    persisted = (request.extensions or {}).get("persistedQuery") or {}
+    wanted = persisted.get("sha256Hash") if isinstance(persisted, dict) else None
+    if registry is None:
+        if request.query is None and wanted:
+            return refusal("PERSISTED_QUERY_NOT_FOUND", "未注册的查询 (persisted query not found)")
+        return None
+    if request.query is not None:
+        digest = sha256_of(request.query)
+        if wanted and wanted != digest:
+            return refusal("PERSISTED_QUERY_MISMATCH", "查询内容与哈希不符 (hash mismatch)")
+        wanted = digest
+    if not wanted or wanted not in registry:
+        return refusal(
+            "PERSISTED_QUERY_NOT_ALLOWED",
+            "只允许运行为本客户端注册的查询 (only registered operations may run)",
+        )
+    request.query = registry[wanted]
+    return None
+
+
+def check_client_operation(
+    schema: Any, document: str, operations: frozenset[str]
+) -> GraphQLError | None:
+    try:
+        tree = parse(document)
+    except GraphQLError:
+        return None  # strawberry reports syntax errors itself
+    if validate(schema, tree, [NoSchemaIntrospectionCustomRule]):
+        return refusal("FORBIDDEN", "客户端不能查询schema (introspection is disabled for clients)")
+    for definition in tree.definitions:
+        if not isinstance(definition, OperationDefinitionNode):
+            continue
+        if definition.operation.value == "mutation":
+            for sel in definition.selection_set.selections:
+                if isinstance(sel, FieldNode):
+                    need = CLIENT_MUTATIONS.get(sel.name.value)
+                    if need is None or need not in operations:
+                        return refusal("FORBIDDEN", f"客户端无权调用 {sel.name.value}")
+        elif CLIENT_QUERY_SCOPE not in operations:
+            return refusal("FORBIDDEN", "客户端无权查询 (read scope missing)")
+    return None
+
+
+async def check_rate(limiter: Any, key: str | None) -> GraphQLError | None:
+    if limiter is None or key is None or await limiter.allow(key):
+        return None
+    return refusal("RATE_LIMITED", "请求过于频繁，请稍后再试 (rate limit exceeded)")
