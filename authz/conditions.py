@@ -17,13 +17,13 @@ from enum import StrEnum
 from sqlalchemy import ColumnElement, and_, false, not_, or_, select, true
 
 from authz.entities import Entity
+from authz.relations import RelationCompiler
 from domain import models as m
 from domain.cases import CaseStatus, RiskLevel
 from domain.classification import FieldClass
 from domain.families import SpecialFamilyType
 from domain.persons import SENSITIVE_CATEGORIES
 from domain.persons import PopulationCategory as Cat
-from domain.referrals import ReferralStatus
 
 
 class Condition(StrEnum):
@@ -77,10 +77,6 @@ SHARE_CONDITIONS: dict[Condition, FieldClass] = {
     Condition.SHARE_CLINICAL: FieldClass.CLINICAL,
     Condition.SHARE_FAMILY_CIRCUMSTANCE: FieldClass.FAMILY_CIRCUMSTANCE,
 }
-CONSENT_ONLY = frozenset(
-    {FieldClass.ID_NUMBER, FieldClass.CLINICAL, FieldClass.FAMILY_CIRCUMSTANCE}
-)
-"""Shared with a partner only when the consent's own scope names them, not the referral alone."""
 
 Conditions = dict[Condition, ColumnElement[bool]]
 
@@ -99,9 +95,9 @@ def _sel(*cols: object):  # type: ignore[no-untyped-def]
 class ConditionCompiler:
     """Condition predicates per entity, for one subject's request."""
 
-    def __init__(self, today: date, unit_id: int | None) -> None:
+    def __init__(self, today: date, relations: RelationCompiler) -> None:
         self.today = today
-        self.unit_id = unit_id
+        self.relations = relations
         self._cache: dict[Entity, Conditions] = {}
 
     def conditions(self, entity: Entity) -> Conditions:
@@ -120,35 +116,25 @@ class ConditionCompiler:
         )
 
     def shared_cases(self, field_class: FieldClass) -> ColumnElement[bool] | None:
-        """Cases with an accepted referral to the viewer's unit that shares ``field_class``."""
-        if self.unit_id is None:
-            return None
-        token = f"%{field_class.value}%"
-        condition = and_(
-            m.Referral.to_unit_id == self.unit_id,
-            m.Referral.status == ReferralStatus.ACCEPTED,
-            m.Referral.shared_classes.like(token),
-        )
-        if field_class in CONSENT_ONLY:
-            condition = and_(
-                condition,
-                m.Referral.consent_id.in_(_sel(m.Consent.id).where(m.Consent.scope.like(token))),
-            )
-        return m.Case.id.in_(_sel(m.Referral.case_id).where(condition))
+        """Cases with a *valid* referral to the viewer's unit that shares ``field_class``: the
+        same predicate as the ``referral`` relation, plus the class (see ``referred_cases``)."""
+        cases = self.relations.referred_cases(field_class.value)
+        return None if cases is None else m.Case.id.in_(cases)
 
 
 def _person(c: ConditionCompiler) -> Conditions:
     minor_bound = _years_ago(c.today, 18)
     under14_bound = _years_ago(c.today, 14)
     p = m.Person
-    minor = p.birth_date > minor_bound
+    # An unknown birth date counts as a minor (and as under 14): the overlays only tighten.
+    minor = or_(p.birth_date.is_(None), p.birth_date > minor_bound)
     sensitive = p.id.in_(
         _sel(m.PersonCategory.person_id).where(m.PersonCategory.category.in_(SENSITIVE_CATEGORIES))
     )
     out: Conditions = {
         Condition.MINOR: minor,
-        Condition.UNDER_14: p.birth_date > under14_bound,
-        Condition.ADULT_PLAIN: and_(or_(p.birth_date.is_(None), not_(minor)), not_(sensitive)),
+        Condition.UNDER_14: or_(p.birth_date.is_(None), p.birth_date > under14_bound),
+        Condition.ADULT_PLAIN: and_(p.birth_date.is_not(None), not_(minor), not_(sensitive)),
     }
     for condition, risk in (
         (Condition.HIGH_RISK, RiskLevel.HIGH),
@@ -173,11 +159,13 @@ def _person(c: ConditionCompiler) -> Conditions:
 def _case(c: ConditionCompiler) -> Conditions:
     k = m.Case
     out: Conditions = {
-        Condition.HIGH_RISK: k.risk_level == RiskLevel.HIGH,
+        Condition.HIGH_RISK: and_(k.risk_level == RiskLevel.HIGH, k.status != CaseStatus.CLOSED),
         Condition.MEDIUM_RISK: k.risk_level == RiskLevel.MEDIUM,
         Condition.LOW_RISK: k.risk_level == RiskLevel.LOW,
         Condition.MINOR: k.subject_id.in_(
-            _sel(m.Person.id).where(m.Person.birth_date > _years_ago(c.today, 18))
+            _sel(m.Person.id).where(
+                or_(m.Person.birth_date.is_(None), m.Person.birth_date > _years_ago(c.today, 18))
+            )
         ),
     }
     for condition, category in CATEGORY_CONDITIONS.items():
@@ -235,4 +223,4 @@ _BUILDERS: dict[Entity, Callable[[ConditionCompiler], Conditions]] = {
     Entity.ALERT: _via(m.Alert.case_id, m.Case.id, Entity.CASE),
 }
 
-__all__ = ["ANY", "CONSENT_ONLY", "Condition", "ConditionCompiler", "true"]
+__all__ = ["ANY", "Condition", "ConditionCompiler", "true"]

@@ -43,7 +43,13 @@ from sqlalchemy.orm import InstrumentedAttribute
 from authz.conditions import ANY, Condition, ConditionCompiler
 from authz.entities import Entity, entity_of
 from authz.links import PERSON_LINKS
-from authz.overlays import OVERLAY_CONDITIONS, minor_overlay_sql, tighten, visible_categories
+from authz.overlays import (
+    OVERLAY_CONDITIONS,
+    class_allowed,
+    minor_overlay_sql,
+    tighten,
+    visible_categories,
+)
 from authz.policy import Grant, Policy
 from authz.relations import Relation, RelationCompiler
 from authz.subject import Subject
@@ -129,6 +135,8 @@ class Page(Generic[M]):
     has_next: bool
     has_previous: bool
     cursors: list[str] = field(default_factory=list)
+    order_key: str | None = None
+    """The model attribute whose values the cursors carry (to be revealed and logged)."""
 
 
 class Gate:
@@ -147,7 +155,7 @@ class Gate:
         self._sink = sink
         self.now = now or datetime.now(UTC)
         self._relations = RelationCompiler(subject, self.now)
-        self._row_conditions = ConditionCompiler(self.now.date(), subject.unit_id)
+        self._row_conditions = ConditionCompiler(self.now.date(), self._relations)
         self._decisions: dict[
             tuple[Entity, frozenset[Relation], frozenset[str]], frozenset[FieldClass]
         ] = {}
@@ -268,6 +276,8 @@ class Gate:
         if cap is not None and field_class not in cap:
             return None
         entity = entity_of(model)
+        if not class_allowed(self.subject.roles, entity, field_class):
+            return None
         if self._policy.unrestricted:
             return true()
         relations = self._relations.predicates(entity)
@@ -327,6 +337,8 @@ class Gate:
             return True  # nothing is visible, so there is nothing to infer: the page is empty
         worst = frozenset(OVERLAY_CONDITIONS.get(entity, frozenset()))
         if self.subject.class_cap is not None and field_class not in self.subject.class_cap:
+            return False
+        if field_class is not None and not class_allowed(self.subject.roles, entity, field_class):
             return False
         return field_class is not None and all(
             field_class in self.readable(entity, frozenset({r}), worst | ({c} - {ANY}))
@@ -403,7 +415,7 @@ class Gate:
             _encode_cursor(order, getattr(v.row, order.column.key), getattr(v.row, pk.key))
             for v in items
         ]
-        return Page(items, has_next, after is not None, cursors)
+        return Page(items, has_next, after is not None, cursors, order.column.key)
 
     async def count(self, model: type[Base], *, filters: Sequence[Filter] = ()) -> int:
         """Visible rows only: a total never reveals hidden records."""
@@ -715,6 +727,8 @@ def _decode_cursor(cursor: str, order: Order) -> tuple[Any, int]:
             value = datetime.fromisoformat(value)
         except (TypeError, ValueError):
             raise bad from None
+        if value.tzinfo is None:
+            raise bad
     elif not isinstance(value, str | int) or isinstance(value, bool):
         raise bad
     return value, row_id

@@ -41,6 +41,17 @@ OVERLAY_CONDITIONS: dict[Entity, frozenset[Condition]] = {
 """Conditions the overlays read, selected for every row of these entities."""
 
 
+FAMILY_TYPE_OWNERS = frozenset({Role.FAMILY_PLANNING})
+"""A family's special type (失独 / 伤残) is the family-planning association's to see."""
+
+
+def class_allowed(roles: frozenset[Role], entity: Entity, field_class: FieldClass) -> bool:
+    """Tightening that depends on the entity and class only (not on the row)."""
+    if entity is Entity.FAMILY and field_class is FieldClass.SENSITIVE_CATEGORY:
+        return bool(roles & FAMILY_TYPE_OWNERS)
+    return True
+
+
 def tighten(
     roles: frozenset[Role],
     entity: Entity,
@@ -49,7 +60,9 @@ def tighten(
     classes: frozenset[FieldClass],
 ) -> frozenset[FieldClass]:
     """Minors show only basic data, unless the viewer is on the case, under an emergency grant,
-    or the student's own school counsellor."""
+    or the student's own school counsellor. Sensitive categories of families show only to their
+    owner."""
+    classes = frozenset(c for c in classes if class_allowed(roles, entity, c))
     if entity in MINOR_ENTITIES and Condition.MINOR in conditions:
         own_counsellor = Relation.SCHOOL in relations and Role.SCHOOL_COUNSELLOR in roles
         if not (relations & MINOR_EXEMPT_RELATIONS) and not own_counsellor:

@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, not_, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, false, literal, not_, or_, select, true
 
 from authz.entities import Entity
 from authz.subject import Subject
@@ -91,10 +91,15 @@ class RelationCompiler:
             )
         )
 
-    def referred_cases(self) -> Select[tuple[int]] | None:
+    def referred_cases(self, field_class: str | None = None) -> Select[tuple[int]] | None:
         """Cases with an accepted, unexpired referral to the viewer's unit that rests on a consent
         in force (withdrawal ends access at once) — a guardian's consent when the subject is
-        under 14 (PIPL art. 31) — or on a recorded high-risk override."""
+        under 14 (PIPL art. 31) — or on a recorded high-risk override.
+
+        With ``field_class``: only referrals that share that class (and, for the classes only a
+        consent may open, whose consent's own scope names it). The share conditions use this, so
+        a class is readable only through a referral that is itself valid.
+        """
         if self.subject.unit_id is None:
             return None
         in_force = and_(
@@ -108,11 +113,16 @@ class RelationCompiler:
         under_14 = m.Referral.case_id.in_(
             _select(m.Case.id).where(
                 m.Case.subject_id.in_(
-                    _select(m.Person.id).where(m.Person.birth_date > _years_ago(self.now, 14))
+                    _select(m.Person.id).where(
+                        or_(
+                            m.Person.birth_date.is_(None),
+                            m.Person.birth_date > _years_ago(self.now, 14),
+                        )
+                    )
                 )
             )
         )
-        return _select(m.Referral.case_id).where(
+        valid = [
             m.Referral.to_unit_id == self.subject.unit_id,
             m.Referral.status == ReferralStatus.ACCEPTED,
             or_(m.Referral.expires_at.is_(None), m.Referral.expires_at > self.now),
@@ -120,7 +130,16 @@ class RelationCompiler:
                 m.Referral.override_reason.is_not(None),
                 and_(consent_in_force, or_(not_(under_14), guardian_consent)),
             ),
-        )
+        ]
+        if field_class is not None:
+            valid.append(_lists(m.Referral.shared_classes, field_class))
+            if field_class in CONSENT_ONLY_CLASSES:
+                valid.append(
+                    m.Referral.consent_id.in_(
+                        _select(m.Consent.id).where(in_force, _lists(m.Consent.scope, field_class))
+                    )
+                )
+        return _select(m.Referral.case_id).where(*valid)
 
     def emergency_cases(self) -> Select[tuple[int]] | None:
         if self.subject.staff_id is None:
@@ -136,6 +155,15 @@ class RelationCompiler:
         return _select(m.VolunteerLink.family_id).where(
             m.VolunteerLink.staff_id == self.subject.staff_id, m.VolunteerLink.active.is_(True)
         )
+
+
+CONSENT_ONLY_CLASSES = frozenset({"id_number", "clinical", "family_circumstance"})
+"""Shared with a partner only when the consent's own scope names them, not the referral alone."""
+
+
+def _lists(column: ColumnElement[str], item: str) -> ColumnElement[bool]:
+    """Exact membership in a comma-separated list (``narrative`` does not match ``narratives``)."""
+    return (literal(",") + column + literal(",")).like(f"%,{item},%")
 
 
 def _in(column: ColumnElement[int], subquery: Select[tuple[int]] | None) -> ColumnElement[bool]:

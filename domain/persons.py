@@ -97,7 +97,10 @@ class Person(Protected, Base):
 
     derived_field_classes: ClassVar[dict[str, FieldClass]] = {
         "masked_name": FieldClass.BASIC,
-        "masked_id_number": FieldClass.IDENTITY,
+        "masked_id_number": FieldClass.ID_NUMBER,
+        # With the birth date (identity) the first six and last four digits rebuild the whole
+        # number, so the masked form is no weaker than the number itself: it exists so screens
+        # show it by default and the full number is asked for (and logged) deliberately.
         "age_band": FieldClass.BASIC,
         "is_minor": FieldClass.BASIC,
         "categories": FieldClass.BASIC,
@@ -162,7 +165,10 @@ class Guardianship(Protected, Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     ward_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
-    guardian_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    guardian_id: Mapped[int] = mapped_column(
+        ForeignKey("persons.id"), index=True, info=classified(FieldClass.IDENTITY)
+    )
+    """Who the guardian is: identity data of the ward, withheld with the rest of it."""
     relationship: Mapped[GuardianRelationship] = mapped_column(
         enum_column(GuardianRelationship), info=classified(FieldClass.IDENTITY)
     )

@@ -109,8 +109,13 @@ async def _connection(
     size = _page_size(info, first)
     page = await gate.page(type_cls.model, order=order, first=size, after=after, filters=filters)
     names = requested(info, ("edges", "node"))
+    # A cursor carries its row's order value: when cursors are shown, that value is disclosed.
+    shown = "cursor" in requested(info, ("edges",)) or bool(
+        requested(info, ("pageInfo",)) & {"startCursor", "endCursor"}
+    )
+    also = (page.order_key,) if shown and page.order_key else ()
     edges = [
-        Edge(cursor=cursor, node=type_cls.from_names(v, info, names))
+        Edge(cursor=cursor, node=type_cls.from_names(v, info, names, also))
         for v, cursor in zip(page.items, page.cursors, strict=True)
     ]
     return Connection(

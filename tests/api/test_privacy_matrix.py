@@ -19,8 +19,8 @@ from tests.conftest import Api
 
 PERSON_CLASSES = {
     "B": ["maskedName", "gender", "ageBand", "categories", "residenceUnit"],
-    "I": ["name", "birthDate", "maskedIdNumber"],
-    "N": ["idNumber"],
+    "I": ["name", "birthDate"],
+    "N": ["idNumber", "maskedIdNumber"],
     "C": ["phone", "address"],
     "S": ["sensitiveCategories"],
 }

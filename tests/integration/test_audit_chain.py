@@ -228,6 +228,7 @@ async def test_every_personal_field_read_produces_an_event(fresh: Api) -> None:
                 "toUnit",
                 "recipientUnit",
                 "actorUnit",
+                "person",
             }
             else g
             for g in wanted

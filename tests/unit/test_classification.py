@@ -31,7 +31,7 @@ UNCLASSIFIED_KEYS: dict[str, frozenset[str]] = {
     "Consent": frozenset({"id", "person_id", "guardian_id"}),
     "Family": frozenset({"id"}),
     "FamilyMember": frozenset({"id", "family_id", "person_id"}),
-    "Guardianship": frozenset({"id", "ward_id", "guardian_id"}),
+    "Guardianship": frozenset({"id", "ward_id"}),
     "EmergencyGrant": frozenset({"id", "case_id", "staff_id", "reviewed_by_staff_id"}),
     "Intervention": frozenset({"id", "case_id", "family_id"}),
     "Person": frozenset({"id", "created_by_staff_id"}),

@@ -51,9 +51,14 @@ class Gated:
         return cls.from_names(visible, info, requested(info, path))
 
     @classmethod
-    def from_names(cls, visible: Visible[Any], info: Info, names: set[str]) -> Any:
+    def from_names(
+        cls, visible: Visible[Any], info: Info, names: set[str], also: tuple[str, ...] = ()
+    ) -> Any:
+        """``also``: model attributes disclosed another way (a cursor carries the order column's
+        value), revealed so the decision and the access log cover them too."""
         graph_to_attr = cls._graph_to_attr()
         wanted = [graph_to_attr[n] for n in names if n in graph_to_attr]
+        wanted += [a for a in also if a not in wanted]
         revealed = ctx(info).gate.reveal(visible, wanted)
         attr_to_graph = {a: g for g, a in graph_to_attr.items() if g in names}
         obj = cls(  # type: ignore[call-arg]

@@ -39,7 +39,9 @@ class PersonType(relay.Node, Gated):
     name: str | None = strawberry.field(default=None, description="Identity: full name.")
     birth_date: datetime.date | None = None
     masked_id_number: str | None = strawberry.field(
-        default=None, description="Identity: region and last four digits only (110105********1234)."
+        default=None,
+        description="ID-number class: region and last four digits (110105********1234), for "
+        "default display; the full number is asked for deliberately.",
     )
     id_number: str | None = strawberry.field(default=None, description="Resident ID number.")
     phone: str | None = None
@@ -93,6 +95,7 @@ class PersonType(relay.Node, Gated):
 @strawberry.type(name="Guardian", description="A guardian of a person (监护人).")
 class GuardianType(relay.Node, Gated):
     model: ClassVar[type] = m.Guardianship
+    links: ClassVar[dict[str, str]] = {"person": "guardian_id"}
 
     id: relay.NodeID[int]
     relationship: GuardianRelationship | None = None
@@ -101,5 +104,4 @@ class GuardianType(relay.Node, Gated):
 
     @strawberry.field(description="The guardian, if you may see them.")
     async def person(self, info: strawberry.Info) -> PersonType | None:
-        assert self._visible is not None
-        return await load_one(info, PersonType, self._visible.row.guardian_id)
+        return await load_one(info, PersonType, self.link("person"))
