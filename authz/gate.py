@@ -186,7 +186,11 @@ class Gate:
         decision = self._decisions.get(key)
         if decision is None:
             granted = self._policy.readable(self.subject.roles, entity, relations, conditions)
-            decision = tighten(self.subject.roles, entity, relations, conditions, granted)
+            decision = (
+                granted
+                if self._policy.unrestricted
+                else tighten(self.subject.roles, entity, relations, conditions, granted)
+            )
             if self.subject.class_cap is not None:
                 decision &= self.subject.class_cap
             self._decisions[key] = decision
@@ -276,10 +280,10 @@ class Gate:
         if cap is not None and field_class not in cap:
             return None
         entity = entity_of(model)
-        if not class_allowed(self.subject.roles, entity, field_class):
-            return None
         if self._policy.unrestricted:
             return true()
+        if not class_allowed(self.subject.roles, entity, field_class):
+            return None
         relations = self._relations.predicates(entity)
         conditions = self._row_conditions.conditions(entity)
         parts = []
