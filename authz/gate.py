@@ -61,7 +61,7 @@ from domain.emergency import EmergencyGrant
 from domain.errors import DomainError, ErrorCode, NotFound
 from domain.persons import Person
 from domain.session import ROW_SCOPE
-from domain.units import Unit
+from domain.units import Unit, UnitKind
 from domain.values import age_band, mask_name
 
 M = TypeVar("M", bound=Base)
@@ -535,6 +535,53 @@ class Gate:
             raise NotFound((field,))
         return visible
 
+    def knows(self, visible: Visible[Any], field_class: FieldClass = FieldClass.IDENTITY) -> bool:
+        """Whether the subject may read ``field_class`` of this record: a write must not give
+        its writer (or others) access to a person the writer cannot even identify."""
+        return field_class in self.readable(visible.entity, visible.relations, visible.conditions)
+
+    def merge_categories(
+        self, visible: Visible[Any], before: set[Any], requested: set[Any]
+    ) -> set[Any]:
+        """The categories after an update: non-sensitive ones as requested; sensitive ones the
+        subject owns (and may read) as requested; every other sensitive one kept as it was — an
+        update never erases, or plants, a category its author may not see."""
+        readable = self.readable(visible.entity, visible.relations, visible.conditions)
+        owned: set[Any] = set()
+        if FieldClass.SENSITIVE_CATEGORY in readable:
+            owned = {
+                c
+                for c in before | requested
+                if visible_categories(self.subject.roles, visible.conditions, [c])[0]
+            }
+        plain_before = {c for c in before if not c.sensitive}
+        kept = {c for c in before if c.sensitive and c not in owned}
+        chosen = {c for c in requested if not c.sensitive or c in owned}
+        if FieldClass.BASIC not in readable:  # cannot see the plain ones either: keep them
+            chosen = {c for c in chosen if c.sensitive} | plain_before
+        return kept | chosen
+
+    async def route_lead(self, area_unit_id: int, risk: str) -> int:
+        """The lead unit for a new case by risk tier (seed 001): high → the police station
+        serving the area; medium → the comprehensive-governance centre; low → the area's own
+        community grid. Units are not personal data; this reads only the organisation tree."""
+        area = await self.unit(area_unit_id)
+        if area is None:
+            raise NotFound(("subject",))
+        if risk == "low":
+            return area.id
+        ancestors = [int(x) for x in area.path.strip("/").split("/") if x]
+        kind = UnitKind.POLICE_STATION if risk == "high" else UnitKind.GOVERNANCE_CENTRE
+        rows = (
+            await self._execute(
+                select(Unit.id, Unit.area_unit_id).where(Unit.kind == kind).order_by(Unit.id)
+            )
+        ).all()
+        for unit_id, serves in rows:  # the nearest unit that serves an ancestor of the area
+            if serves in ancestors:
+                return int(unit_id)
+        return int(rows[0][0]) if rows else area.id
+
     async def for_write(self, model: type[M], record_id: int, action: str) -> Visible[M]:
         """Load a record to change it.
 
@@ -570,13 +617,15 @@ class Gate:
         whether the case exists. The grant and every disclosure under it are logged.
         """
         self.authorize(Entity.CASE, "break_glass", {Relation.JURISDICTION}, record_id=case_id)
+        EmergencyGrant.check(reason=reason, duration=duration)  # before the lookup: no oracle
         in_area = self._relations.predicates(Entity.CASE)[Relation.JURISDICTION]
         stmt = (
-            select(Case.id)
+            select(Case.id, Case.subject_id)
             .where(Case.id == case_id, in_area)
             .execution_options(**{ROW_SCOPE: self.subject.username})
         )
-        if (await self._execute(stmt)).scalar_one_or_none() is None:
+        found = (await self._execute(stmt)).first()
+        if found is None:
             self._sink.record(
                 Disclosure(AccessKind.DENIED, Entity.CASE.value, case_id, reason="break_glass")
             )
@@ -599,6 +648,7 @@ class Gate:
                 fields=("case_id", "expires_at", "reason"),
                 relations=(Relation.EMERGENCY.value,),
                 reason="break_glass",
+                person_id=found.subject_id,
             )
         )
         return grant.id
@@ -641,6 +691,7 @@ class Gate:
                     field_classes=(FieldClass.BASIC.value,),
                     relations=tuple(sorted(visible[r.id].relations)) if r.id in visible else (),
                     reason=f"lookup_by_{by}",
+                    person_id=r.id,
                 )
             )
             hits.append(LookupHit(r.id, visible.get(r.id), basic))

@@ -39,6 +39,15 @@ class EmergencyGrant(Protected, Base):
     reviewed_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     review_comment: Mapped[str | None] = mapped_column(Text, info=classified(FieldClass.CASE_ADMIN))
 
+    @staticmethod
+    def check(*, reason: str, duration: timedelta) -> None:
+        if len(reason.strip()) < MIN_REASON:
+            raise DomainError(
+                ErrorCode.REQUIRED, f"紧急访问须说明理由（至少{MIN_REASON}个字）", ("reason",)
+            )
+        if not timedelta(minutes=5) <= duration <= MAX_DURATION:
+            raise DomainError(ErrorCode.INVALID, "紧急访问时长须在5分钟到24小时之间", ("minutes",))
+
     @classmethod
     def open(
         cls,
@@ -49,13 +58,8 @@ class EmergencyGrant(Protected, Base):
         at: datetime,
         duration: timedelta = DEFAULT_DURATION,
     ) -> EmergencyGrant:
+        cls.check(reason=reason, duration=duration)
         text = reason.strip()
-        if len(text) < MIN_REASON:
-            raise DomainError(
-                ErrorCode.REQUIRED, f"紧急访问须说明理由（至少{MIN_REASON}个字）", ("reason",)
-            )
-        if not timedelta(minutes=5) <= duration <= MAX_DURATION:
-            raise DomainError(ErrorCode.INVALID, "紧急访问时长须在5分钟到24小时之间", ("minutes",))
         return cls(
             case_id=case_id, staff_id=staff_id, reason=text, granted_at=at, expires_at=at + duration
         )

@@ -167,7 +167,14 @@ async def _new_person(api: Api, user: str = "social.donghu") -> str:
     data = await api.data(
         user,
         CREATE_PERSON,
-        {"input": {"name": "个案对象", "gender": "FEMALE", "residenceUnit": grid_unit(api, 1)}},
+        {
+            "input": {
+                "name": "个案对象",
+                "gender": "FEMALE",
+                "birthDate": "1985-06-01",  # an unknown birth date would count as a minor's
+                "residenceUnit": grid_unit(api, 1),
+            }
+        },
     )
     assert data["createPerson"]["errors"] == []
     return str(data["createPerson"]["person"]["id"])

@@ -107,8 +107,17 @@ class CaseMutations:
             gate.authorize(Entity.CASE, "create", subject.relations, subject.conditions)
             if family_id is not None:
                 await gate.require(m.Family, family_id, "family")
-            staff_id, unit_id = gate.subject.staff_id, gate.subject.unit_id
-            assert staff_id is not None and unit_id is not None
+            staff_id = gate.subject.staff_id
+            assert staff_id is not None and gate.subject.unit_id is not None
+            # Opening a case may not widen its opener's access: only someone who may already
+            # identify the person leads and works the case; otherwise it goes to the team the
+            # risk tier routes it to.
+            opener_works_it = gate.knows(subject)
+            lead = (
+                gate.subject.unit_id
+                if opener_works_it
+                else await gate.route_lead(subject.row.residence_unit_id, input.risk_level.value)
+            )
             case = m.Case(
                 subject_id=subject_id,
                 family_id=family_id,
@@ -116,14 +125,15 @@ class CaseMutations:
                 source_channel=input.source_channel,
                 risk_level=input.risk_level,
                 status=CaseStatus.INTAKE,
-                lead_unit_id=unit_id,
+                lead_unit_id=lead,
                 presenting_problem=problem,
                 opened_at=gate.now,
                 created_by_staff_id=staff_id,
             )
             gate.add(case)
             await gate.flush()
-            gate.add(m.CaseAssignment(case_id=case.id, staff_id=staff_id, assigned_at=gate.now))
+            if opener_works_it:
+                gate.add(m.CaseAssignment(case_id=case.id, staff_id=staff_id, assigned_at=gate.now))
             gate.record_write(Entity.CASE, case.id, _written(case), "create", person_id=subject_id)
             return case.id
 
@@ -193,13 +203,20 @@ class CaseMutations:
                 lambda: ids.decode(case, "Case", "case")[1],
                 lambda: ids.decode(staff, "Staff", "staff")[1],
             )
-            await gate.for_write(m.Case, case_id, "assign")
+            kase = await gate.for_write(m.Case, case_id, "assign")
             worker = await gate.require(m.Staff, staff_id, "staff")
             if not worker.row.active:
                 raise NotFound(("staff",))
             assignment = m.CaseAssignment(case_id=case_id, staff_id=staff_id, assigned_at=gate.now)
             gate.add(assignment)
-            gate.record_write(Entity.CASE_ASSIGNMENT, None, ["staff_id"], "assign")
+            await gate.flush()
+            gate.record_write(
+                Entity.CASE_ASSIGNMENT,
+                assignment.id,
+                ["staff_id"],
+                "assign",
+                person_id=kase.person_id,
+            )
             return case_id
 
         case_id, errors = await run(info, action)
@@ -239,7 +256,11 @@ class CaseMutations:
             gate.add(intervention)
             await gate.flush()
             gate.record_write(
-                Entity.INTERVENTION, intervention.id, _written(intervention), "create"
+                Entity.INTERVENTION,
+                intervention.id,
+                _written(intervention),
+                "create",
+                person_id=anchor.person_id,
             )
             return intervention.id
 
@@ -282,7 +303,9 @@ class CaseMutations:
             )
             gate.add(alert)
             await gate.flush()
-            gate.record_write(Entity.ALERT, alert.id, _written(alert), "create")
+            gate.record_write(
+                Entity.ALERT, alert.id, _written(alert), "create", person_id=person_id
+            )
             return alert.id
 
         alert_id, errors = await run(info, action)
@@ -292,11 +315,18 @@ class CaseMutations:
     async def acknowledge_alert(self, info: strawberry.Info, id: relay.GlobalID) -> AlertPayload:
         async def action(gate: Gate) -> int:
             number = ids.decode(id, "Alert")[1]
-            alert: m.Alert = (await gate.for_write(m.Alert, number, "update")).row
+            visible = await gate.for_write(m.Alert, number, "update")
+            alert: m.Alert = visible.row
             staff_id = gate.subject.staff_id
             assert staff_id is not None
             alert.acknowledge(staff_id=staff_id, at=gate.now)
-            gate.record_write(Entity.ALERT, alert.id, ["status", "acknowledged_at"], "acknowledge")
+            gate.record_write(
+                Entity.ALERT,
+                alert.id,
+                ["status", "acknowledged_at"],
+                "acknowledge",
+                person_id=visible.person_id,
+            )
             return alert.id
 
         alert_id, errors = await run(info, action)

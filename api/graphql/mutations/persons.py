@@ -19,7 +19,7 @@ from api.graphql.types.enums import (
 from api.graphql.types.families import FamilyMemberType, FamilyType
 from api.graphql.types.persons import PersonType
 from authz.entities import Entity
-from authz.gate import Gate
+from authz.gate import Forbidden, Gate
 from domain import models as m
 from domain.errors import DomainError, ErrorCode
 from domain.values import MobilePhone, ResidentId, bounded_text
@@ -148,7 +148,9 @@ class PersonMutations:
             person.set_categories(set(input.categories or ()))
             gate.add(person)
             await gate.flush()
-            gate.record_write(Entity.PERSON, person.id, _written(person), "create")
+            gate.record_write(
+                Entity.PERSON, person.id, _written(person), "create", person_id=person.id
+            )
             return person.id
 
         person_id, errors = await run(info, action)
@@ -169,16 +171,19 @@ class PersonMutations:
                 lambda: _phone(input.phone),
                 lambda: _text(input.address, 200, "address"),
             )
-            person: m.Person = (await gate.for_write(m.Person, number, "update")).row
+            visible = await gate.for_write(m.Person, number, "update")
+            person: m.Person = visible.row
             changes: dict[str, tuple[object, object]] = {}
             for field, value in (("name", name), ("phone", phone), ("address", address)):
                 if value is not None and getattr(person, field) != value:
                     changes[field] = (getattr(person, field), value)
                     setattr(person, field, value)
             if input.categories is not None:
-                before = ",".join(sorted(r.category for r in person.category_rows))
-                person.set_categories(set(input.categories))
-                changes["categories"] = (before, ",".join(sorted(input.categories)))
+                before = {r.category for r in person.category_rows}
+                after = gate.merge_categories(visible, before, set(input.categories))
+                if after != before:
+                    person.set_categories(after)
+                    changes["categories"] = (",".join(sorted(before)), ",".join(sorted(after)))
             gate.record_write(
                 Entity.PERSON, person.id, changes, "update", person_id=person.id, changes=changes
             )
@@ -224,13 +229,19 @@ class PersonMutations:
                 lambda: ids.decode(input.person, "Person", "person")[1],
             )
             await gate.for_write(m.Family, family_id, "update")
-            await gate.require(m.Person, person_id, "person")
+            person = await gate.for_write(m.Person, person_id, "update")
+            if not gate.knows(person):
+                # Membership opens the person to whoever may see the family (a linked
+                # volunteer...): only someone who may identify the person can add them.
+                raise Forbidden("无权将无法识别身份的人员加入家庭", ("person",))
             member = m.FamilyMember(
                 family_id=family_id, person_id=person_id, relationship=input.relationship
             )
             gate.add(member)
             await gate.flush()
-            gate.record_write(Entity.FAMILY_MEMBER, member.id, ["relationship"], "create")
+            gate.record_write(
+                Entity.FAMILY_MEMBER, member.id, ["relationship"], "create", person_id=person_id
+            )
             return member.id
 
         member_id, errors = await run(info, action)
