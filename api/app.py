@@ -23,7 +23,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLRequestData
 from strawberry.types import ExecutionResult
 
-from api.auth import SubjectUser, TokenBackend, on_auth_error
+from api.auth import TOKEN_PATH, SubjectUser, TokenBackend, on_auth_error
 from api.context import PURPOSE_HEADER, RequestContext, build_context, new_request_id
 from api.graphql.guard import check_client_operation, check_rate, resolve_document
 from api.graphql.schema import build_schema
@@ -280,7 +280,7 @@ def create_app(settings: Settings | None = None, *, policy: Policy | None = None
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/graphql", graphql, methods=["GET", "POST"]),
-            Route("/oauth/token", token_endpoint, methods=["POST"]),
+            Route(TOKEN_PATH, token_endpoint, methods=["POST"]),
         ],
         middleware=[
             Middleware(

@@ -28,6 +28,8 @@ from domain.session import system_session
 from domain.staff import Role, Staff
 from domain.units import Unit
 
+TOKEN_PATH = "/oauth/token"
+
 
 class SubjectUser(BaseUser):
     def __init__(self, subject: Subject) -> None:
@@ -127,7 +129,7 @@ class TokenBackend(AuthenticationBackend):
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
         header = conn.headers.get("authorization")
-        if not header:
+        if not header or conn.url.path == TOKEN_PATH:  # the token endpoint authenticates clients
             return None
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():

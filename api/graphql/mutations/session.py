@@ -42,7 +42,11 @@ class SessionMutations:
             c.access_log.record(Disclosure(AccessKind.DENIED, "session", None, reason=exc.code))
             return SessionPayload(errors=_error(exc))
         c.access_log.record(Disclosure(AccessKind.WRITE, "session", None, reason="sign_in"))
-        return SessionPayload(session.access_token, session.refresh_token, session.expires_in)
+        return SessionPayload(
+            access_token=session.access_token,
+            refresh_token=session.refresh_token,
+            expires_in=session.expires_in,
+        )
 
     @strawberry.mutation(description="Exchange a refresh token for a new session (it rotates).")
     async def refresh_session(self, info: strawberry.Info, refresh_token: str) -> SessionPayload:
@@ -52,7 +56,11 @@ class SessionMutations:
         except IdentityError as exc:
             c.access_log.record(Disclosure(AccessKind.DENIED, "session", None, reason=exc.code))
             return SessionPayload(errors=_error(exc))
-        return SessionPayload(session.access_token, session.refresh_token, session.expires_in)
+        return SessionPayload(
+            access_token=session.access_token,
+            refresh_token=session.refresh_token,
+            expires_in=session.expires_in,
+        )
 
     @strawberry.mutation(description="End the session: the refresh token and this access token.")
     async def sign_out(
