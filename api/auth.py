@@ -28,7 +28,7 @@ from domain.session import system_session
 from domain.staff import Role, Staff
 from domain.units import Unit
 
-TOKEN_PATH = "/oauth/token"
+TOKEN_PATH = "/oauth/token"  # noqa: S105 - a URL path
 
 
 class SubjectUser(BaseUser):
