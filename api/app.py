@@ -30,7 +30,7 @@ from api.graphql.schema import build_schema
 from api.identity import IdentityError, exchange_client_credentials
 from api.ratelimit import RateLimiter, RedisRateLimiter
 from api.settings import Settings
-from api.tokens import TokenService
+from api.tokens import ExternalIssuer, TokenService
 from audit.keys import (
     AUDIT_HMAC_KEY,
     AUDIT_SIGNING_KEY,
@@ -218,6 +218,12 @@ def create_app(settings: Settings | None = None, *, policy: Policy | None = None
         audience=settings.token_audience,
         ttl_seconds=settings.token_ttl_seconds,
     )
+    if settings.oidc_issuer and settings.oidc_jwks_file:
+        tokens.external = ExternalIssuer.from_file(
+            settings.oidc_issuer,
+            settings.oidc_audience or settings.token_audience,
+            settings.oidc_jwks_file,
+        )
     graphql = XinqiaoGraphQL(
         policy=policy, settings=settings, sessions=sessions, engine=engine, tokens=tokens
     )

@@ -52,12 +52,13 @@ async def _unit_paths(session: AsyncSession, unit: Unit) -> str | None:
 
 
 async def _staff_subject(session: AsyncSession, claims: TokenClaims) -> Subject | None:
+    who = (
+        Staff.username == claims.username
+        if claims.subject.startswith("external:")
+        else Staff.id == int(claims.subject)
+    )
     row = (
-        await session.execute(
-            select(Staff, Unit)
-            .join(Unit, Unit.id == Staff.unit_id)
-            .where(Staff.id == int(claims.subject))
-        )
+        await session.execute(select(Staff, Unit).join(Unit, Unit.id == Staff.unit_id).where(who))
     ).first()
     if row is None or not row[0].active:
         return None

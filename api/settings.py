@@ -36,6 +36,10 @@ class Settings:
     """Staff may run ad-hoc operations; default: in development only (else the allow-list)."""
     cors_origins: tuple[str, ...] = ()
     max_query_cost: int = 5000
+    oidc_issuer: str | None = None
+    """Accept staff tokens from this external identity provider too (with the two below)."""
+    oidc_audience: str | None = None
+    oidc_jwks_file: Path | None = None
     audit_hash: str = "sha256"
     """Hash of the access-log chain: sha256, or sm3 for a national-cryptography suite."""
     audit_checkpoint_every: int = 10_000
@@ -77,6 +81,11 @@ class Settings:
                     o.strip() for o in e.get("XINQIAO_CORS_ORIGINS", "").split(",") if o.strip()
                 ),
                 max_query_cost=int(e.get("XINQIAO_MAX_QUERY_COST", d.max_query_cost)),
+                oidc_issuer=e.get("XINQIAO_OIDC_ISSUER") or None,
+                oidc_audience=e.get("XINQIAO_OIDC_AUDIENCE") or None,
+                oidc_jwks_file=Path(e["XINQIAO_OIDC_JWKS_FILE"])
+                if e.get("XINQIAO_OIDC_JWKS_FILE")
+                else None,
                 lookup_limit_per_minute=int(
                     e.get("XINQIAO_LOOKUP_LIMIT_PER_MINUTE", d.lookup_limit_per_minute)
                 ),

@@ -34,15 +34,44 @@ class TokenClaims:
     """Set for partner clients' tokens (``sub`` is then ``client:<id>``)."""
 
 
+@dataclass(frozen=True)
+class ExternalIssuer:
+    """An external identity provider whose tokens are accepted for staff: its issuer, the
+    audience it issues for us, and its public keys (a JWKS file the operator keeps current)."""
+
+    issuer: str
+    audience: str
+    keys: jwt.PyJWKSet
+
+    @classmethod
+    def from_file(cls, issuer: str, audience: str, path: Path) -> ExternalIssuer:
+        try:
+            return cls(issuer, audience, jwt.PyJWKSet.from_json(path.read_text(encoding="utf-8")))
+        except (OSError, jwt.PyJWTError) as exc:
+            raise SystemExit(
+                f"cannot read the identity provider's JWKS file {path}: {exc}"
+            ) from None
+
+
+EXTERNAL_ALGORITHMS = ["RS256", "PS256", "ES256", "EdDSA"]
+
+
 class TokenService:
     def __init__(
-        self, private_key: Ed25519PrivateKey, *, issuer: str, audience: str, ttl_seconds: int
+        self,
+        private_key: Ed25519PrivateKey,
+        *,
+        issuer: str,
+        audience: str,
+        ttl_seconds: int,
+        external: ExternalIssuer | None = None,
     ) -> None:
         self._private = private_key
         self._public: Ed25519PublicKey = private_key.public_key()
         self.issuer = issuer
         self.audience = audience
         self.ttl_seconds = ttl_seconds
+        self.external = external
 
     @classmethod
     def from_key_dir(
@@ -83,7 +112,44 @@ class TokenService:
         }
         return jwt.encode(claims, self._private, algorithm="EdDSA", headers={"typ": "at+jwt"})
 
+    def _verify_external(self, token: str) -> TokenClaims:
+        """A staff token from the configured identity provider: its key (by ``kid``), issuer
+        and audience checked; the staff account is found by ``preferred_username``."""
+        ext = self.external
+        assert ext is not None
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            key = next((k for k in ext.keys.keys if kid is None or k.key_id == kid), None)
+            if key is None:
+                raise InvalidToken()
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=EXTERNAL_ALGORITHMS,
+                audience=ext.audience,
+                issuer=ext.issuer,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
+        except jwt.PyJWTError:
+            raise InvalidToken() from None
+        username = claims.get("preferred_username")
+        if not isinstance(username, str) or not username:
+            raise InvalidToken()
+        return TokenClaims(
+            subject=f"external:{claims['sub']}",
+            username=username,
+            token_id=str(claims.get("jti") or claims["sub"])[:64],
+            expires_at=int(claims["exp"]),
+        )
+
     def verify(self, token: str) -> TokenClaims:
+        if self.external is not None:
+            try:
+                issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+            except jwt.PyJWTError:
+                raise InvalidToken() from None
+            if issuer == self.external.issuer and issuer != self.issuer:
+                return self._verify_external(token)
         try:
             header = jwt.get_unverified_header(token)
             if header.get("typ") != "at+jwt":

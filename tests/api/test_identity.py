@@ -357,3 +357,43 @@ async def test_unauthenticated_and_forbidden_are_distinct(api: Api, user: str) -
         unit: "VW5pdDox", roles: [ADMIN]}) { errors { code } } }""",
     )
     assert forbidden["createStaff"]["errors"][0]["code"] == "FORBIDDEN"
+
+
+async def test_tokens_from_a_configured_identity_provider(api: Api, tmp_path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    jwk.update(kid="idp-1", use="sig", alg="RS256")
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [jwk]}))
+    settings = replace(
+        api.app.state.settings,
+        oidc_issuer="https://idp.example.gov",
+        oidc_audience="xinqiao",
+        oidc_jwks_file=jwks,
+    )
+    app = create_app(settings)
+    idp = Api(api.backend, app, app.state.engine, api.district, api.url)
+    now = int(time.time())
+
+    def token(**changes: object) -> str:
+        claims = {
+            "iss": "https://idp.example.gov",
+            "aud": "xinqiao",
+            "sub": "u-123",
+            "iat": now,
+            "exp": now + 300,
+            "preferred_username": "social.donghu",
+            **changes,
+        }
+        return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "idp-1"})
+
+    ok = await idp.post(
+        {"query": "{ viewer { staff { username } } }"}, {"Authorization": f"Bearer {token()}"}
+    )
+    assert ok.json()["data"]["viewer"]["staff"]["username"] == "social.donghu"
+    for bad in (token(aud="other"), token(preferred_username="nobody"), token(exp=now - 5)):
+        r = await idp.post({"query": "{ viewer { roles } }"}, {"Authorization": f"Bearer {bad}"})
+        assert r.status_code == 401
+    await app.state.engine.dispose()
