@@ -10,6 +10,8 @@ import click
 from sqlalchemy import select
 
 from api.cli.audit import audit as audit_commands
+from api.cli.identity import partner as partner_commands
+from api.cli.identity import password as password_command
 from api.settings import Settings
 
 
@@ -215,6 +217,8 @@ def matrix(check: bool) -> None:
 
 
 cli.add_command(audit_commands)
+cli.add_command(partner_commands)
+cli.add_command(password_command)
 
 if __name__ == "__main__":
     cli()

@@ -41,6 +41,13 @@ def cli(
         ["audit"],
         ["audit", "verify"],
         ["audit", "checkpoint"],
+        ["password"],
+        ["partner"],
+        ["partner", "register"],
+        ["partner", "rotate"],
+        ["partner", "revoke"],
+        ["partner", "add-query"],
+        ["partner", "list"],
         ["audit", "export"],
         ["audit", "purge"],
         ["audit", "report"],
@@ -143,3 +150,66 @@ async def test_audit_commands(empty_database: str, tmp_path: Path) -> None:
         page.returncode == 0
         and "未成年人个人信息保护合规审计报告" in (tmp_path / "minors.html").read_text()
     )
+
+
+async def test_operator_credentials(empty_database: str, tmp_path: Path) -> None:
+    env = {"XINQIAO_DATABASE_URL": empty_database, "XINQIAO_KEY_DIR": str(tmp_path / "keys")}
+    assert cli(["db", "upgrade"], env).returncode == 0
+    assert cli(["demo"], env).returncode == 0
+    short = subprocess.run(
+        [XINQIAO, "password", "counselor"],
+        input="short\n",
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert short.returncode != 0 and "12" in short.stderr
+    ok = subprocess.run(
+        [XINQIAO, "password", "counselor"],
+        input="a long enough passphrase\n",
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    reg = cli(
+        [
+            "partner",
+            "register",
+            "--name",
+            "对接",
+            "--unit",
+            "晨光社会工作服务中心",
+            "--scope",
+            "read:case_admin",
+            "--scope",
+            "op:read_referred_cases",
+        ],
+        env,
+    )
+    assert reg.returncode == 0, reg.stderr
+    client_id = reg.stdout.split("client_id=")[1].split()[0]
+    doc = tmp_path / "referred.graphql"
+    doc.write_text("query { cases { totalCount } }")
+    added = cli(["partner", "add-query", client_id, str(doc)], env)
+    assert added.returncode == 0 and len(added.stdout.strip()) == 64
+    assert cli(["partner", "rotate", client_id], env).stdout.startswith("client_secret=")
+    assert cli(["partner", "revoke", client_id], env).returncode == 0
+    listed = cli(["partner", "list"], env)
+    assert f"{client_id}\trevoked" in listed.stdout and "secret" not in listed.stdout
+    bad = cli(
+        [
+            "partner",
+            "register",
+            "--name",
+            "x",
+            "--unit",
+            "晨光社会工作服务中心",
+            "--scope",
+            "read:all",
+        ],
+        env,
+    )
+    assert bad.returncode != 0
