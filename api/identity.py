@@ -141,7 +141,12 @@ async def _new_session(
             expires_at=now + REFRESH_TTL,
         )
     )
-    access = tokens.issue(staff_id=staff.id, username=staff.username)
+    access = tokens.issue(
+        staff_id=staff.id,
+        username=staff.username,
+        unit_id=staff.unit_id,
+        roles=sorted(r.value for r in staff.roles),
+    )
     return Session(access, refresh, tokens.ttl_seconds)
 
 

@@ -84,9 +84,19 @@ class TokenService:
             ttl_seconds=ttl_seconds,
         )
 
-    def issue(self, *, staff_id: int, username: str, ttl_seconds: int | None = None) -> str:
+    def issue(
+        self,
+        *,
+        staff_id: int,
+        username: str,
+        ttl_seconds: int | None = None,
+        unit_id: int | None = None,
+        roles: list[str] | None = None,
+    ) -> str:
+        """A staff access token. ``unit``/``roles`` are informational for the frontend; the
+        server never trusts them and re-reads both on every request."""
         now = int(time.time())
-        claims = {
+        claims: dict[str, object] = {
             "iss": self.issuer,
             "aud": self.audience,
             "sub": str(staff_id),
@@ -96,6 +106,10 @@ class TokenService:
             "exp": now + (ttl_seconds or self.ttl_seconds),
             "jti": secrets.token_urlsafe(16),
         }
+        if unit_id is not None:
+            claims["unit"] = unit_id
+        if roles is not None:
+            claims["roles"] = roles
         return jwt.encode(claims, self._private, algorithm="EdDSA", headers={"typ": "at+jwt"})
 
     def issue_client(self, *, client_id: str, ttl_seconds: int) -> str:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from api.app import create_app
 from api.identity import set_password
@@ -48,6 +48,9 @@ async def test_sign_in_refresh_rotation_and_sign_out(api: Api) -> None:
     assert signed["errors"] == [] and signed["expiresIn"] == 900
     header = jwt.get_unverified_header(signed["accessToken"])
     assert header == {"alg": "EdDSA", "typ": "at+jwt"}
+    claims = jwt.decode(signed["accessToken"], options={"verify_signature": False})
+    assert claims["roles"] == ["counsellor"] and isinstance(claims["unit"], int)
+    assert {"iss", "aud", "sub", "exp", "iat", "jti"} <= claims.keys()
     assert await _viewer(api, signed["accessToken"]) == 200
     rotated = (await api.data(None, REFRESH, {"r": signed["refreshToken"]}))["refreshSession"]
     assert rotated["errors"] == [] and rotated["refreshToken"] != signed["refreshToken"]
@@ -259,6 +262,28 @@ async def test_partner_client_lifecycle(api: Api) -> None:
     )
     introspect = await api.post({"query": "{ __schema { types { name } } }"}, auth)
     assert introspect.json().get("data") is None
+    # The referral ends (consent withdrawn): the client loses the case on its next request.
+    async with system_session(api.engine, reason="test: withdraw consent") as s:
+        consent = (
+            (await s.execute(select(m.Referral.consent_id).where(m.Referral.case_id == referred)))
+            .scalars()
+            .first()
+        )
+        await s.execute(
+            update(m.Consent).where(m.Consent.id == consent).values(withdrawn_at=datetime.now(UTC))
+        )
+        await s.commit()
+    gone = await api.post(
+        {
+            "variables": {"id": gid("Case", referred)},
+            "extensions": {"persistedQuery": {"version": 1, "sha256Hash": digest}},
+        },
+        auth,
+    )
+    assert gone.json()["data"]["node"] is None
+    async with system_session(api.engine, reason="test: restore consent") as s:
+        await s.execute(update(m.Consent).where(m.Consent.id == consent).values(withdrawn_at=None))
+        await s.commit()
     # Rotating the secret: the old one fails; revoking: the live token stops working.
     rotation = (
         await api.data(
@@ -397,3 +422,30 @@ async def test_tokens_from_a_configured_identity_provider(api: Api, tmp_path) ->
         r = await idp.post({"query": "{ viewer { roles } }"}, {"Authorization": f"Bearer {bad}"})
         assert r.status_code == 401
     await app.state.engine.dispose()
+
+
+def _redis_up() -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.3):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/15"] if _redis_up() else [])
+async def test_the_redis_rate_limiter_shares_one_budget(url: str) -> None:
+    from api.ratelimit import RedisRateLimiter
+
+    key = f"test-{time.time_ns()}"
+    one, two = RedisRateLimiter(url, 3), RedisRateLimiter(url, 3)  # two server processes
+    results = [
+        await one.allow(key),
+        await two.allow(key),
+        await one.allow(key),
+        await two.allow(key),
+    ]
+    assert results == [True, True, True, False]
+    await one.redis.aclose()
+    await two.redis.aclose()
