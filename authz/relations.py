@@ -34,6 +34,8 @@ class Relation(StrEnum):
     VOLUNTEER_LINK = "volunteer_link"
     CREATOR = "creator"
     EMERGENCY = "emergency"
+    RECIPIENT = "recipient"
+    """The unit a referral is offered to: it may see and answer the referral, not the case."""
 
 
 CREATOR_WINDOW = timedelta(hours=24)
@@ -281,6 +283,13 @@ def _years_ago(now: datetime, years: int) -> date:
         return today.replace(year=today.year - years, day=28)
 
 
+def _referral(c: RelationCompiler) -> Predicates:
+    via_case = _via(m.Referral.case_id, m.Case.id, Entity.CASE)(c)
+    unit = c.subject.unit_id
+    via_case[Relation.RECIPIENT] = false() if unit is None else m.Referral.to_unit_id == unit
+    return via_case
+
+
 def _directory(c: RelationCompiler) -> Predicates:
     return {Relation.DIRECTORY: true() if c.subject.authenticated else false()}
 
@@ -301,7 +310,7 @@ _BUILDERS: dict[Entity, Callable[[RelationCompiler], Predicates]] = {
     Entity.ACCESS_EVENT: _directory,
     Entity.PARTNER_CLIENT: _directory,
     Entity.ASSESSMENT: _via(m.Assessment.case_id, m.Case.id, Entity.CASE),
-    Entity.REFERRAL: _via(m.Referral.case_id, m.Case.id, Entity.CASE),
+    Entity.REFERRAL: _referral,
     Entity.CASE_STATUS_CHANGE: _via(m.CaseStatusChange.case_id, m.Case.id, Entity.CASE),
     Entity.CASE_CO_UNIT: _via(m.CaseCoUnit.case_id, m.Case.id, Entity.CASE),
     Entity.CASE_ASSIGNMENT: _via(m.CaseAssignment.case_id, m.Case.id, Entity.CASE),

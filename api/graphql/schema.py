@@ -19,6 +19,7 @@ from strawberry.schema.config import StrawberryConfig
 from api.graphql.extensions import AccessLogCommit, SafeErrors
 from api.graphql.limits import cost_rule
 from api.graphql.mutations.cases import CaseMutations
+from api.graphql.mutations.casework import CaseworkMutations
 from api.graphql.mutations.emergency import EmergencyMutations
 from api.graphql.mutations.partners import PartnerMutations
 from api.graphql.mutations.persons import PersonMutations
@@ -36,6 +37,7 @@ class Mutation(
     SessionMutations,
     PersonMutations,
     CaseMutations,
+    CaseworkMutations,
     UnitMutations,
     EmergencyMutations,
     PartnerMutations,

@@ -1,0 +1,181 @@
+"""Casework through the API: assessments with alert rules; consent, referral, acceptance and
+withdrawal — and who can see each step."""
+
+from __future__ import annotations
+
+import base64
+
+from tests.conftest import Api
+
+
+def gid(type_name: str, number: int) -> str:
+    return base64.b64encode(f"{type_name}:{number}".encode()).decode()
+
+
+ASSESS = """mutation($in: RecordAssessmentInput!) { recordAssessment(input: $in) {
+  assessment { id instrument score severity } alertRaised errors { code field } } }"""
+
+
+async def test_phq9_is_scored_on_the_server_and_self_harm_raises_an_alert(api: Api) -> None:
+    case = gid("Case", api.district.records[0]["high_case"])
+    calm = await api.data(
+        "counselor",
+        ASSESS,
+        {"in": {"case": case, "instrument": "PHQ9", "answers": [1, 1, 1, 1, 1, 0, 0, 0, 0]}},
+    )
+    assert calm["recordAssessment"]["assessment"] == {
+        "id": calm["recordAssessment"]["assessment"]["id"],
+        "instrument": "PHQ9",
+        "score": 5,
+        "severity": "mild",
+    }
+    assert calm["recordAssessment"]["alertRaised"] is False
+    before = (await api.data("police.donghu", "{ alerts(first: 100) { totalCount } }"))["alerts"][
+        "totalCount"
+    ]
+    harm = await api.data(
+        "counselor",
+        ASSESS,
+        {"in": {"case": case, "instrument": "PHQ9", "answers": [2, 2, 1, 1, 0, 0, 0, 0, 1]}},
+    )
+    assert harm["recordAssessment"]["alertRaised"] is True
+    after = (await api.data("police.donghu", "{ alerts(first: 100) { totalCount } }"))["alerts"][
+        "totalCount"
+    ]
+    assert after == before + 1, "the case's lead team (police for a high-risk case) is alerted"
+    bad = await api.data(
+        "counselor", ASSESS, {"in": {"case": case, "instrument": "PHQ9", "answers": [9] * 9}}
+    )
+    assert bad["recordAssessment"]["errors"][0]["code"] == "INVALID"
+    police = await api.data(
+        "police.donghu", ASSESS, {"in": {"case": case, "instrument": "GAD7", "answers": [0] * 7}}
+    )
+    assert police["recordAssessment"]["errors"][0]["code"] == "FORBIDDEN"
+
+
+CONSENT = """mutation($in: RecordConsentInput!) { recordConsent(input: $in) {
+  consent { id givenBy scope } errors { code field } } }"""
+REFER = """mutation($in: ReferCaseInput!) { referCase(input: $in) {
+  referral { id status sharedClasses } errors { code field } } }"""
+CASE_Q = "query($id: ID!) { node(id: $id) { ... on Case { status presentingProblem } } }"
+
+
+async def test_referral_with_consent_from_offer_to_withdrawal(api: Api) -> None:
+    r = api.district.records[0]
+    case, subject = gid("Case", r["medium_case"]), gid("Person", r["medium_subject"])
+    partner = gid("Unit", api.district.units["partner"])
+    no_consent = await api.data(
+        "social.donghu",
+        REFER,
+        {
+            "in": {
+                "case": case,
+                "toUnit": partner,
+                "purpose": "心理咨询",
+                "sharedClasses": ["case_admin"],
+            }
+        },
+    )
+    assert no_consent["referCase"]["errors"] == [{"code": "REQUIRED", "field": ["consent"]}]
+    consent = (
+        await api.data(
+            "social.donghu",
+            CONSENT,
+            {
+                "in": {
+                    "person": subject,
+                    "givenBy": "SUBJECT",
+                    "recipientUnit": partner,
+                    "purpose": "心理咨询",
+                    "scope": ["basic", "case_admin", "narrative"],
+                }
+            },
+        )
+    )["recordConsent"]
+    assert consent["errors"] == []
+    offered = (
+        await api.data(
+            "social.donghu",
+            REFER,
+            {
+                "in": {
+                    "case": case,
+                    "toUnit": partner,
+                    "purpose": "心理咨询",
+                    "consent": consent["consent"]["id"],
+                    "sharedClasses": ["basic", "case_admin", "narrative"],
+                }
+            },
+        )
+    )["referCase"]
+    assert offered["errors"] == [] and offered["referral"]["status"] == "OFFERED"
+    referral = offered["referral"]["id"]
+    # Offered: the partner sees the offer, not yet the case.
+    offers = await api.data(
+        "partner.chenguang",
+        "{ referrals(filter: {status: [OFFERED]}) { edges { node { id purpose } } } }",
+    )
+    assert referral in {e["node"]["id"] for e in offers["referrals"]["edges"]}
+    assert (await api.data("partner.chenguang", CASE_Q, {"id": case}))["node"] is None
+    accepted = await api.data(
+        "partner.chenguang",
+        """mutation($id: ID!) { respondToReferral(id: $id, accept: true) {
+        referral { status } errors { code } } }""",
+        {"id": referral},
+    )
+    assert accepted["respondToReferral"]["referral"]["status"] == "ACCEPTED"
+    seen = (await api.data("partner.chenguang", CASE_Q, {"id": case}))["node"]
+    assert seen["status"] and seen["presentingProblem"]
+    # Someone else cannot answer a referral that is not theirs.
+    other = await api.data(
+        "counselor",
+        """mutation($id: ID!) { respondToReferral(id: $id, accept: false) {
+        errors { code } } }""",
+        {"id": referral},
+    )
+    assert other["respondToReferral"]["errors"][0]["code"] == "NOT_FOUND"
+    withdrawn = await api.data(
+        "social.donghu",
+        """mutation($id: ID!) { withdrawConsent(id: $id) {
+        consent { withdrawnAt } errors { code } } }""",
+        {"id": consent["consent"]["id"]},
+    )
+    assert withdrawn["withdrawConsent"]["consent"]["withdrawnAt"]
+    assert (await api.data("partner.chenguang", CASE_Q, {"id": case}))["node"] is None
+
+
+async def test_a_child_under_14_needs_a_guardians_consent(api: Api) -> None:
+    r = api.district.records[0]
+    child = gid("Person", r["child_u14"])
+    partner = gid("Unit", api.district.units["partner"])
+    # The school counsellor of school 1 is not a demo account; the social worker on the child's
+    # jurisdiction may not record consents for persons it is not assigned to.
+    refused = await api.data(
+        "social.donghu",
+        CONSENT,
+        {
+            "in": {
+                "person": child,
+                "givenBy": "SUBJECT",
+                "recipientUnit": partner,
+                "purpose": "x",
+                "scope": ["basic"],
+            }
+        },
+    )
+    assert refused["recordConsent"]["errors"][0]["code"] in {"FORBIDDEN", "REQUIRED"}
+    high_subject = gid("Person", r["high_subject"])
+    teen = await api.data(
+        "teacher.school2",
+        CONSENT,
+        {
+            "in": {
+                "person": high_subject,
+                "givenBy": "SUBJECT",
+                "recipientUnit": partner,
+                "purpose": "咨询",
+                "scope": ["basic"],
+            }
+        },
+    )
+    assert teen["recordConsent"]["errors"] == [], "14 to 17: the young person may consent"
