@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import time
@@ -28,6 +29,7 @@ from api.context import PURPOSE_HEADER, RequestContext, build_context, new_reque
 from api.graphql.guard import check_client_operation, check_rate, resolve_document
 from api.graphql.schema import build_schema
 from api.identity import IdentityError, exchange_client_credentials
+from api.jobs import run_forever
 from api.ratelimit import RateLimiter, RedisRateLimiter
 from api.settings import Settings
 from api.tokens import ExternalIssuer, TokenService
@@ -278,7 +280,14 @@ def create_app(settings: Settings | None = None, *, policy: Policy | None = None
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        scheduler = None
+        if settings.scheduler_seconds > 0:
+            scheduler = asyncio.create_task(
+                run_forever(engine, settings.scheduler_seconds, settings.audit_hash)
+            )
         yield
+        if scheduler is not None:
+            scheduler.cancel()
         await engine.dispose()
 
     app = Starlette(

@@ -36,6 +36,8 @@ class Settings:
     """Staff may run ad-hoc operations; default: in development only (else the allow-list)."""
     cors_origins: tuple[str, ...] = ()
     max_query_cost: int = 5000
+    scheduler_seconds: float = 60.0
+    """How often the server escalates overdue alerts (0: never; use cron and the CLI)."""
     oidc_issuer: str | None = None
     """Accept staff tokens from this external identity provider too (with the two below)."""
     oidc_audience: str | None = None
@@ -81,6 +83,7 @@ class Settings:
                     o.strip() for o in e.get("XINQIAO_CORS_ORIGINS", "").split(",") if o.strip()
                 ),
                 max_query_cost=int(e.get("XINQIAO_MAX_QUERY_COST", d.max_query_cost)),
+                scheduler_seconds=float(e.get("XINQIAO_SCHEDULER_SECONDS", d.scheduler_seconds)),
                 oidc_issuer=e.get("XINQIAO_OIDC_ISSUER") or None,
                 oidc_audience=e.get("XINQIAO_OIDC_AUDIENCE") or None,
                 oidc_jwks_file=Path(e["XINQIAO_OIDC_JWKS_FILE"])

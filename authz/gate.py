@@ -30,12 +30,14 @@ from sqlalchemy import (
     DateTime,
     Select,
     and_,
+    delete,
     false,
     func,
     inspect,
     or_,
     select,
     true,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -54,7 +56,7 @@ from authz.policy import Grant, Policy
 from authz.relations import Relation, RelationCompiler
 from authz.subject import Subject
 from domain.base import Base
-from domain.cases import Case
+from domain.cases import Case, CaseAssignment, CaseCoUnit
 from domain.classification import FieldClass, field_classes
 from domain.disclosure import AccessKind, Disclosure, DisclosureSink
 from domain.emergency import EmergencyGrant
@@ -561,26 +563,77 @@ class Gate:
             chosen = {c for c in chosen if c.sensitive} | plain_before
         return kept | chosen
 
-    async def route_lead(self, area_unit_id: int, risk: str) -> int:
-        """The lead unit for a new case by risk tier (seed 001): high → the police station
-        serving the area; medium → the comprehensive-governance centre; low → the area's own
+    async def route_team(self, area_unit_id: int, risk: str) -> tuple[int, list[int]]:
+        """Lead and co-handling units for a case by risk tier (seed 001 item 2): high → the
+        police station, the health centre and the community of the person's residence, jointly
+        (the police station leads); medium → the comprehensive-governance centre; low → the
         community grid. Units are not personal data; this reads only the organisation tree."""
         area = await self.unit(area_unit_id)
         if area is None:
             raise NotFound(("subject",))
         if risk == "low":
-            return area.id
+            return area.id, []
         ancestors = [int(x) for x in area.path.strip("/").split("/") if x]
-        kind = UnitKind.POLICE_STATION if risk == "high" else UnitKind.GOVERNANCE_CENTRE
-        rows = (
-            await self._execute(
-                select(Unit.id, Unit.area_unit_id).where(Unit.kind == kind).order_by(Unit.id)
-            )
+        units = (
+            await self._execute(select(Unit.id, Unit.kind, Unit.area_unit_id).order_by(Unit.id))
         ).all()
-        for unit_id, serves in rows:  # the nearest unit that serves an ancestor of the area
-            if serves in ancestors:
-                return int(unit_id)
-        return int(rows[0][0]) if rows else area.id
+
+        def serving(kind: UnitKind) -> int | None:
+            # the unit of that kind serving the nearest ancestor of the area
+            for ancestor in reversed(ancestors):
+                for unit_id, unit_kind, serves in units:
+                    if unit_kind == kind and serves == ancestor:
+                        return int(unit_id)
+            return next((int(u) for u, k, _ in units if k == kind), None)
+
+        if risk == "medium":
+            return serving(UnitKind.GOVERNANCE_CENTRE) or area.id, []
+        community = next(
+            (
+                a
+                for a in reversed(ancestors)
+                for u, k, _ in units
+                if u == a and k == UnitKind.COMMUNITY
+            ),
+            area.id,
+        )
+        police = serving(UnitKind.POLICE_STATION) or area.id
+        health = serving(UnitKind.HEALTH_CENTRE)
+        return police, [u for u in (health, community) if u is not None and u != police]
+
+    async def route_lead(self, area_unit_id: int, risk: str) -> int:
+        return (await self.route_team(area_unit_id, risk))[0]
+
+    async def set_case_team(self, case: Visible[Any], lead: int, co_units: list[int]) -> list[int]:
+        """Hand a case to a new team: lead and co-handling units replaced, active assignments
+        ended (their access ends with them). Returns the staff ids whose assignment ended."""
+        row = case.row
+        scoped = {ROW_SCOPE: self.subject.username}
+        ended = (
+            (
+                await self._execute(
+                    select(CaseAssignment.staff_id)
+                    .where(CaseAssignment.case_id == row.id, CaseAssignment.ended_at.is_(None))
+                    .execution_options(**scoped)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        await self._execute(
+            update(CaseAssignment)
+            .where(CaseAssignment.case_id == row.id, CaseAssignment.ended_at.is_(None))
+            .values(ended_at=self.now)
+            .execution_options(**scoped)
+        )
+        await self._execute(
+            delete(CaseCoUnit).where(CaseCoUnit.case_id == row.id).execution_options(**scoped)
+        )
+        for unit_id in co_units:
+            self.add(CaseCoUnit(case_id=row.id, unit_id=unit_id))
+        row.lead_unit_id = lead
+        await self.flush()
+        return list(ended)
 
     async def for_write(self, model: type[M], record_id: int, action: str) -> Visible[M]:
         """Load a record to change it.

@@ -216,6 +216,28 @@ def matrix(check: bool) -> None:
     click.echo(f"wrote {MATRIX_FILE}")
 
 
+@cli.group(help="Scheduled work, for cron (the server also runs it every minute).")
+def jobs() -> None:
+    pass
+
+
+@jobs.command("run-once", help="Escalate overdue alerts once; safe alongside other runs.")
+def run_once() -> None:
+    from api.jobs import escalate_overdue
+    from domain.session import create_engine
+
+    settings = _settings()
+
+    async def go() -> int:
+        engine = create_engine(settings.database_url)
+        try:
+            return await escalate_overdue(engine, hash_alg=settings.audit_hash)
+        finally:
+            await engine.dispose()
+
+    click.echo(f"escalated {asyncio.run(go())} overdue alerts")
+
+
 cli.add_command(audit_commands)
 cli.add_command(partner_commands)
 cli.add_command(password_command)

@@ -179,3 +179,66 @@ async def test_a_child_under_14_needs_a_guardians_consent(api: Api) -> None:
         },
     )
     assert teen["recordConsent"]["errors"] == [], "14 to 17: the young person may consent"
+
+
+async def test_risk_change_reroutes_the_case_and_alerts_the_new_team(api: Api) -> None:
+    r = api.district.records[1]  # 东湖第2社区: social.donghu is assigned to its medium case
+    case = gid("Case", r["medium_case"])
+    query = "query($id: ID!) { node(id: $id) { ... on Case { riskLevel leadUnit { kind } } } }"
+    assert (await api.data("social.donghu", query, {"id": case}))["node"]["riskLevel"] == "MEDIUM"
+    alerts_before = (await api.data("police.donghu", "{ alerts(first: 100) { totalCount } }"))[
+        "alerts"
+    ]["totalCount"]
+    changed = await api.data(
+        "social.donghu",
+        """mutation($id: ID!) { setCaseRiskLevel(id: $id,
+        riskLevel: HIGH, reason: "评估发现自伤计划") { errors { code } } }""",
+        {"id": case},
+    )
+    assert changed["setCaseRiskLevel"]["errors"] == []
+    police = (await api.data("police.donghu", query, {"id": case}))["node"]
+    assert police == {"riskLevel": "HIGH", "leadUnit": {"kind": "POLICE_STATION"}}
+    alerts_after = (await api.data("police.donghu", "{ alerts(first: 100) { totalCount } }"))[
+        "alerts"
+    ]["totalCount"]
+    assert alerts_after == alerts_before + 1
+    # The previous assignment ended: the social worker no longer works the case.
+    assert (await api.data("social.donghu", query, {"id": case}))["node"] is None
+
+
+async def test_overdue_alerts_escalate_once_however_many_runs(api: Api) -> None:
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select, update
+
+    from api.jobs import escalate_overdue
+    from domain import models as m
+    from domain.session import system_session
+
+    raised = await api.data(
+        "hotline",
+        """mutation($in: RaiseAlertInput!) { raiseAlert(input: $in) {
+        alert { id } errors { code } } }""",
+        {
+            "in": {
+                "channel": "HOTLINE_96525",
+                "riskLevel": "LOW",
+                "areaUnit": gid("Unit", api.district.communities[2]["grid"]),
+            }
+        },
+    )
+    alert_id = int(base64.b64decode(raised["raiseAlert"]["alert"]["id"]).decode().split(":")[1])
+    async with system_session(api.engine, reason="test: the deadline passes") as s:
+        await s.execute(
+            update(m.Alert)
+            .where(m.Alert.id == alert_id)
+            .values(ack_deadline=datetime.now(UTC) - timedelta(minutes=1))
+        )
+        await s.commit()
+    await asyncio.gather(*(escalate_overdue(api.engine) for _ in range(3)))
+    async with system_session(api.engine, reason="test") as s:
+        alert = (await s.execute(select(m.Alert).where(m.Alert.id == alert_id))).scalar_one()
+    assert alert.status.value == "escalated"
+    assert alert.target_unit_id == api.district.communities[2]["community"], "one level up, once"
+    assert alert.ack_deadline > datetime.now(UTC)

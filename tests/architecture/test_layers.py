@@ -81,6 +81,7 @@ def test_system_sessions_only_in_operator_paths() -> None:
         "api/cli/audit.py",
         "api/identity.py",
         "api/cli/identity.py",
+        "api/jobs.py",
         "api/app.py",
         "domain/session.py",
     }

@@ -42,6 +42,8 @@ def cli(
         ["audit", "verify"],
         ["audit", "checkpoint"],
         ["password"],
+        ["jobs"],
+        ["jobs", "run-once"],
         ["partner"],
         ["partner", "register"],
         ["partner", "rotate"],

@@ -171,23 +171,54 @@ class CaseMutations:
         case_id, errors = await run(info, action)
         return CasePayload(case=await reload(info, CaseType, case_id, "case"), errors=errors)
 
-    @strawberry.mutation(description="Change a case's risk level, with a reason.")
+    @strawberry.mutation(
+        description="Change a case's risk level, with a reason. The case is re-routed to the "
+        "tier's team (high: police station + health centre + community; medium: governance "
+        "centre; low: community grid), previous assignments end, and the new team is alerted "
+        "with a deadline to acknowledge."
+    )
     async def set_case_risk_level(
         self, info: strawberry.Info, id: relay.GlobalID, risk_level: RiskLevel, reason: str
     ) -> CasePayload:
         async def action(gate: Gate) -> int:
             number = ids.decode(id, "Case")[1]
             collect(lambda: _text(reason, 2000, "reason", required=True))
-            case: m.Case = (await gate.for_write(m.Case, number, "update")).row
+            visible = await gate.for_write(m.Case, number, "update")
+            case: m.Case = visible.row
             before = case.risk_level
+            if before == risk_level:
+                raise DomainError(ErrorCode.INVALID, "风险等级未变化", ("riskLevel",))
             case.risk_level = risk_level
+            lead, co_units = await gate.route_team(case.area_unit_id, risk_level.value)
+            ended = await gate.set_case_team(visible, lead, co_units)
+            alert = m.Alert(
+                person_id=case.subject_id,
+                case_id=case.id,
+                channel=case.source_channel,
+                risk_level=risk_level,
+                summary=f"个案风险等级调整为{risk_level.value}，请接手",
+                status=AlertStatus.OPEN,
+                area_unit_id=case.area_unit_id,
+                target_unit_id=lead,
+                raised_at=gate.now,
+                ack_deadline=gate.now + ACK_DEADLINES[risk_level],
+                created_by_staff_id=gate.subject.staff_id,
+            )
+            gate.add(alert)
+            await gate.flush()
             gate.record_write(
                 Entity.CASE,
                 case.id,
-                ["risk_level"],
+                ["risk_level", "lead_unit_id", "co_units", "assignments"],
                 "set_risk_level",
                 person_id=case.subject_id,
-                changes={"risk_level": (before, risk_level)},
+                changes={
+                    "risk_level": (before, risk_level),
+                    "ended_assignments": (",".join(map(str, ended)), ""),
+                },
+            )
+            gate.record_write(
+                Entity.ALERT, alert.id, _written(alert), "route", person_id=case.subject_id
             )
             return case.id
 
