@@ -101,7 +101,11 @@ async def _client_subject(
         token_expires=claims.expires_at,
         client_id=client.client_id,
         client_pk=client.id,
-        class_cap=frozenset(FieldClass(s[5:]) for s in client.scopes if s.startswith("read:")),
+        # Without the read operation a client reads nothing at all, not even through the
+        # results of the writes it may make.
+        class_cap=frozenset(FieldClass(s[5:]) for s in client.scopes if s.startswith("read:"))
+        if "op:read_referred_cases" in client.scopes
+        else frozenset(),
         operations=frozenset(s for s in client.scopes if s.startswith("op:")),
     )
 

@@ -14,6 +14,7 @@ Runs in system sessions (reason "authentication"): no subject exists yet.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import ipaddress
 import secrets
@@ -112,15 +113,18 @@ async def sign_in(
 ) -> Session:
     now = utcnow()
     async with system_session(engine, reason="authentication") as s:
-        if await _failures(s, username, now) >= LOCKOUT_THRESHOLD:
+        # Count this attempt before checking it, committed, so parallel guesses cannot all slip
+        # in under the limit; a success clears the count.
+        await s.execute(insert(LoginAttempt).values(username=username[:64], at=now))
+        await s.commit()
+        if await _failures(s, username, now) > LOCKOUT_THRESHOLD:
             raise LOCKED
         staff = (
             await s.execute(select(Staff).where(Staff.username == username))
         ).scalar_one_or_none()
-        ok = check_secret(staff.password_hash if staff else None, password)
+        stored = staff.password_hash if staff else None
+        ok = await asyncio.to_thread(check_secret, stored, password)  # ~0.1 s of argon2
         if not ok or staff is None or not staff.active:
-            await s.execute(insert(LoginAttempt).values(username=username[:64], at=now))
-            await s.commit()
             raise BAD_CREDENTIALS
         await s.execute(delete(LoginAttempt).where(LoginAttempt.username == username))
         session = await _new_session(s, tokens, staff, family=secrets.token_hex(16), now=now)
@@ -165,7 +169,20 @@ async def refresh_session(engine: AsyncEngine, tokens: TokenService, refresh: st
         staff = (await s.execute(select(Staff).where(Staff.id == row.staff_id))).scalar_one()
         if not staff.active:
             raise BAD_REFRESH
-        await s.execute(update(RefreshToken).where(RefreshToken.id == row.id).values(used_at=now))
+        claimed = await s.execute(
+            update(RefreshToken)
+            .where(
+                RefreshToken.id == row.id,
+                RefreshToken.used_at.is_(None),
+                RefreshToken.revoked_at.is_(None),
+            )
+            .values(used_at=now)
+        )
+        if claimed.rowcount != 1:  # a parallel refresh used it first: treat as a replay
+            await s.rollback()
+            await _revoke_family(s, row.family, now)
+            await s.commit()
+            raise BAD_REFRESH
         session = await _new_session(s, tokens, staff, family=row.family, now=now)
         await s.commit()
         return session
@@ -212,13 +229,23 @@ async def set_password(engine: AsyncEngine, username: str, password: str) -> boo
     if len(password) < 12:
         raise IdentityError("WEAK_PASSWORD", "密码至少12位")
     async with system_session(engine, reason="operator password reset") as s:
-        done = await s.execute(
-            update(Staff)
-            .where(Staff.username == username)
-            .values(password_hash=hash_secret(password))
+        staff_id = (
+            await s.execute(select(Staff.id).where(Staff.username == username))
+        ).scalar_one_or_none()
+        if staff_id is None:
+            return False
+        await s.execute(
+            update(Staff).where(Staff.id == staff_id).values(password_hash=hash_secret(password))
         )
+        # A new password ends every session of the old one, and clears the lockout.
+        await s.execute(
+            update(RefreshToken)
+            .where(RefreshToken.staff_id == staff_id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+        await s.execute(delete(LoginAttempt).where(LoginAttempt.username == username))
         await s.commit()
-        return bool(done.rowcount)
+        return True
 
 
 # -- partner clients -------------------------------------------------------------------------
@@ -244,7 +271,7 @@ async def exchange_client_credentials(
         client = (
             await s.execute(select(PartnerClient).where(PartnerClient.client_id == client_id))
         ).scalar_one_or_none()
-        ok = check_secret(client.secret_hash if client else None, secret)
+        ok = await asyncio.to_thread(check_secret, client.secret_hash if client else None, secret)
         if not ok or client is None or not client.active(now):
             raise IdentityError("invalid_client", "client authentication failed")
         if not address_allowed(client.allowed_addresses, address):

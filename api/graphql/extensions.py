@@ -5,8 +5,8 @@ Both run once per operation, never per field.
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -15,9 +15,11 @@ from strawberry.extensions import SchemaExtension
 from strawberry.relay.types import InvalidGlobalIDError
 
 from api.graphql.errors import is_safe
+from api.graphql.guard import operation_fingerprint
 from domain.errors import DomainError, ErrorCode
 
 log = logging.getLogger("xinqiao.api")
+_INPUT_ECHO = re.compile(r"(Variable '\$\w+') got invalid value .*?;", re.S)
 
 
 class AccessLogCommit(SchemaExtension):
@@ -32,7 +34,7 @@ class AccessLogCommit(SchemaExtension):
         context.access_log.operation = self.execution_context.operation_name
         document = self.execution_context.query
         if document:
-            context.access_log.operation_hash = hashlib.sha256(document.encode()).hexdigest()
+            context.access_log.operation_hash = operation_fingerprint(document)
         try:
             yield
             result = self.execution_context.result
@@ -81,10 +83,12 @@ class SafeErrors(SchemaExtension):
             return GraphQLError(
                 original.message, error.nodes, path=error.path, extensions=extensions
             )
-        if is_safe(error):
+        if is_safe(error) or error.path is None:
+            # Validation and input coercion: the caller's mistake. Coercion messages quote the
+            # offending input; say which variable, not what it held.
             extensions.setdefault("code", "BAD_REQUEST" if error.path is None else "ERROR")
-            return GraphQLError(error.message, error.nodes, path=error.path, extensions=extensions)
-        log.error("unexpected error", exc_info=original)
+            message = _INPUT_ECHO.sub(r"\1 has an invalid value;", error.message)
+            return GraphQLError(message, error.nodes, path=error.path, extensions=extensions)
         extensions["code"] = "INTERNAL_ERROR"
         return GraphQLError(
             "服务器内部错误 (internal error)", error.nodes, path=error.path, extensions=extensions

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 import strawberry
+from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.exceptions import StrawberryGraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -15,6 +19,7 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
 from api.graphql.extensions import AccessLogCommit, SafeErrors
 from api.graphql.limits import cost_rule
@@ -28,6 +33,9 @@ from api.graphql.mutations.units import UnitMutations
 from api.graphql.queries import Query
 from api.graphql.types import enums  # noqa: F401  (registers the domain enums)
 from api.settings import Settings
+from domain.errors import DomainError
+
+log = logging.getLogger("xinqiao.api")
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 
@@ -45,6 +53,27 @@ class Mutation(
     pass
 
 
+class XinqiaoSchema(strawberry.Schema):
+    """Errors are logged by code, path and exception type only: their messages can carry the
+    caller's input (names, ID numbers, passwords), which must never reach a log."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        request_id = getattr(getattr(execution_context, "context", None), "request_id", None)
+        for error in errors:
+            original = error.original_error
+            if original is None or isinstance(original, DomainError | StrawberryGraphQLError):
+                continue  # the caller's own mistake, answered to the caller
+            log.error(
+                "unexpected %s at %s (request %s)\n%s",
+                type(original).__name__,
+                ".".join(map(str, error.path or [])),
+                request_id,
+                "".join(traceback.format_tb(original.__traceback__)),
+            )
+
+
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings()
     depth = settings.max_query_depth
@@ -59,7 +88,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     ]
     if settings.production:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
-    return strawberry.Schema(
+    return XinqiaoSchema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,
