@@ -42,6 +42,7 @@ from audit.keys import (
 from audit.log import value_hasher
 from authz.policy import AllowAllPolicy, Policy
 from authz.subject import Subject
+from domain.disclosure import AccessKind, Disclosure
 from domain.identity import PersistedQuery
 from domain.session import create_engine, session_factory, system_session
 
@@ -98,10 +99,25 @@ class XinqiaoGraphQL(GraphQL[RequestContext, None]):
             problem = check_client_operation(
                 self.schema._schema, request_data.query, subject.operations
             )
-        if problem is None and subject.authenticated:
-            problem = await check_rate(self.request_limiter, subject.token_id or subject.username)
+        if problem is None:
+            # One budget per principal (not per token: minting tokens must not buy requests),
+            # and per address for anonymous callers (sign-in, refresh).
+            if subject.staff_id is not None:
+                key = f"staff:{subject.staff_id}"
+            elif subject.client_id is not None:
+                key = f"client:{subject.client_id}"
+            else:
+                key = f"addr:{request.client.host if request.client else '-'}"
+            problem = await check_rate(self.request_limiter, key)
         if problem is not None:
-            await context.close()
+            code = (problem.extensions or {}).get("code", "FORBIDDEN")
+            context.access_log.record(
+                Disclosure(AccessKind.DENIED, "operation", None, reason=str(code).lower()[:100])
+            )
+            try:
+                await context.finish()  # the refusal is an access event too
+            finally:
+                await context.close()
             problem.extensions = {**(problem.extensions or {}), "requestId": context.request_id}
             return ExecutionResult(data=None, errors=[problem])
         return await super().execute_single(
@@ -278,6 +294,9 @@ def create_app(settings: Settings | None = None, *, policy: Policy | None = None
                 client_id, _, secret = (unquote(p) for p in raw.partition(":"))
             except (ValueError, UnicodeDecodeError):
                 client_id = secret = None
+        address = request.client.host if request.client else "-"
+        if not await graphql.request_limiter.allow(f"token:{address}"):
+            return JSONResponse({"error": "slow_down"}, status_code=429)
         if form.get("grant_type") != "client_credentials":
             return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
         if not client_id or not secret:

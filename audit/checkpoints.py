@@ -48,6 +48,10 @@ class CheckpointBody:
     seq: int
     head_hash: str
     hash_alg: str
+    reason: str = "periodic"
+    """periodic | manual | purge — signed, so a verifier can tell a legitimate cut."""
+    at: str = ""
+    """For a purge: the time of the last purged event (ISO); signed with the rest."""
 
 
 def key_id(name: str, public: Ed25519PublicKey) -> bytes:
@@ -57,7 +61,8 @@ def key_id(name: str, public: Ed25519PublicKey) -> bytes:
 
 def render_body(body: CheckpointBody) -> str:
     head = base64.b64encode(bytes.fromhex(body.head_hash)).decode()
-    return f"{body.origin}\n{body.seq}\n{head}\nxinqiao-chain {body.hash_alg}\n"
+    text = f"{body.origin}\n{body.seq}\n{head}\nxinqiao-chain {body.hash_alg}\n"
+    return text + f"xinqiao-reason {body.reason} {body.at}".rstrip() + "\n"
 
 
 def sign(body: CheckpointBody, key: Ed25519PrivateKey, name: str = ORIGIN) -> str:
@@ -77,24 +82,29 @@ def verify(note: str, public: Ed25519PublicKey, name: str = ORIGIN) -> Checkpoin
     if len(lines) < 4:
         raise BadCheckpoint("body too short")
     origin, size, head = lines[0], lines[1], lines[2]
-    alg = "sha256"
+    alg, reason, at = "sha256", "periodic", ""
     for extra in lines[3:]:
         if extra.startswith("xinqiao-chain "):
             alg = extra.split(" ", 1)[1]
+        elif extra.startswith("xinqiao-reason "):
+            reason, _, at = extra.split(" ", 1)[1].partition(" ")
     wanted = key_id(name, public)
     for line in signatures.strip().split("\n"):
         parts = line.split(" ")
         if len(parts) != 3 or parts[0] != DASH or parts[1] != name:
             continue
-        blob = base64.b64decode(parts[2])
+        try:
+            blob = base64.b64decode(parts[2], validate=True)
+        except ValueError:
+            raise BadCheckpoint("malformed signature") from None
         if blob[:4] != wanted:
             continue
         try:
             public.verify(blob[4:], text.encode())
-        except InvalidSignature:
+        except (InvalidSignature, ValueError):
             raise BadCheckpoint("signature does not verify") from None
         try:
-            return CheckpointBody(origin, int(size), base64.b64decode(head).hex(), alg)
+            return CheckpointBody(origin, int(size), base64.b64decode(head).hex(), alg, reason, at)
         except ValueError:
             raise BadCheckpoint("malformed body") from None
     raise BadCheckpoint("no signature by this key")
@@ -108,9 +118,10 @@ async def create(
     seq: int,
     head_hash: str,
     hash_alg: str = "sha256",
+    cut_at: str = "",
 ) -> AuditCheckpoint:
     """Sign a head (the current one, or the cut of a purge) and store the note."""
-    note = sign(CheckpointBody(ORIGIN, seq, head_hash, hash_alg), key)
+    note = sign(CheckpointBody(ORIGIN, seq, head_hash, hash_alg, reason, cut_at), key)
     row = {
         "seq": seq,
         "head_hash": head_hash,

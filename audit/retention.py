@@ -47,7 +47,7 @@ async def purge(
         )
     last = (
         await session.execute(
-            select(AccessEvent.seq, AccessEvent.hash, AccessEvent.hash_alg)
+            select(AccessEvent.seq, AccessEvent.hash, AccessEvent.hash_alg, AccessEvent.occurred_at)
             .where(AccessEvent.occurred_at < before)
             .order_by(AccessEvent.seq.desc())
             .limit(1)
@@ -56,7 +56,13 @@ async def purge(
     if last is None:
         return PurgeResult(0, None)
     await checkpoints.create(
-        session, key, reason="purge", seq=last.seq, head_hash=last.hash, hash_alg=last.hash_alg
+        session,
+        key,
+        reason="purge",
+        seq=last.seq,
+        head_hash=last.hash,
+        hash_alg=last.hash_alg,
+        cut_at=last.occurred_at.isoformat(),
     )
     await session.execute(insert(AuditPurgePermit).values(id=1, before_seq=last.seq + 1))
     count = (

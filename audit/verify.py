@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -19,6 +20,9 @@ from audit.checkpoints import BadCheckpoint
 from audit.checkpoints import verify as verify_note
 from audit.log import chain_head
 from domain.access_log import AccessEvent, AuditCheckpoint
+from domain.base import utcnow
+
+MIN_RETENTION = timedelta(days=180)
 
 PAGE = 5000
 COLUMNS = [getattr(AccessEvent, name) for name in (*CHAINED_FIELDS, "hash")]
@@ -93,6 +97,8 @@ async def verify_log(
         .all()
     )
     signed: dict[int, str] = {}
+    cuts: dict[int, str] = {}
+    oldest_cut = utcnow() - MIN_RETENTION
     for cp in checkpoints:
         try:
             body = verify_note(cp.note, public)
@@ -101,8 +107,11 @@ async def verify_log(
         if (body.seq, body.head_hash) != (cp.seq, cp.head_hash):
             return report.fail(cp.seq, f"checkpoint {cp.id}: stored values differ from its note")
         signed[cp.seq] = cp.head_hash
+        # Only a signed purge whose cut is older than the legal minimum may start the log.
+        if body.reason == "purge" and body.at and datetime.fromisoformat(body.at) < oldest_cut:
+            cuts[cp.seq] = cp.head_hash
         report.checkpoints += 1
-    checker = ChainChecker(report, signed)
+    checker = ChainChecker(report, cuts)
     after = 0
     while True:
         rows = (

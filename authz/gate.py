@@ -445,8 +445,15 @@ class Gate:
         stmt = self._scoped(model, pk.in_(wanted))
         found = {} if stmt is None else {v.row.id: v for v in await self._rows(model, stmt)}  # type: ignore[attr-defined]
         for missing in sorted(wanted - found.keys()) if log_misses else ():
+            entity = entity_of(model)
             self._sink.record(
-                Disclosure(AccessKind.DENIED, entity_of(model).value, missing, reason="not_found")
+                Disclosure(
+                    AccessKind.DENIED,
+                    entity.value,
+                    missing,
+                    reason="not_found",
+                    person_id=missing if entity is Entity.PERSON else None,
+                )
             )
         return found
 

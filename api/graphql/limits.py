@@ -23,25 +23,28 @@ from graphql import (
     ValidationRule,
 )
 
-LIST_FIELDS = {
-    "persons",
-    "families",
-    "cases",
-    "interventions",
-    "alerts",
-    "referrals",
-    "units",
-    "accessEvents",
-    "personAccessHistory",
-    "emergencyAccesses",
-    "nodes",
-    "lookupPersons",
-    "members",
-    "assignments",
-    "assessments",
-    "statusHistory",
-    "guardians",
-    "consents",
+# Every list field and its default page size (the schema's default for ``first``; None: the
+# configured default page size of connections).
+LIST_FIELDS: dict[str, int | None] = {
+    "persons": None,
+    "families": None,
+    "cases": None,
+    "interventions": None,
+    "alerts": None,
+    "referrals": None,
+    "units": None,
+    "accessEvents": None,
+    "personAccessHistory": None,
+    "emergencyAccesses": None,
+    "partnerClients": None,
+    "nodes": None,
+    "lookupPersons": 10,
+    "members": 20,
+    "assignments": 20,
+    "assessments": 20,
+    "statusHistory": 50,
+    "guardians": 20,
+    "consents": 20,
 }
 
 
@@ -79,7 +82,7 @@ def cost_rule(max_cost: int, default_page: int, max_page: int) -> type[Validatio
                     return max_page
                 if arg.name.value == "ids":
                     return max_page
-            return default_page
+            return LIST_FIELDS.get(field.name.value) or default_page
 
         def _cost(self, selections: SelectionSetNode | None, mult: int, seen: set[str]) -> int:
             if selections is None:

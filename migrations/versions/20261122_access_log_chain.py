@@ -142,7 +142,9 @@ def _plain(value: object) -> object:
 def _backfill() -> str:
     """Chain the events that predate the chain; returns (and stores) the head."""
     conn = op.get_bind()
-    events = sa.table("access_events", *(sa.column(c) for c in ("id", *CHAINED, "hash")))
+    events = sa.table(
+        "access_events", *(sa.column(c) for c in dict.fromkeys(("id", *CHAINED, "hash")))
+    )
     rows = conn.execute(sa.select(events).order_by(events.c.id)).mappings().all()
     prev = GENESIS
     for seq, row in enumerate(rows, start=1):
@@ -150,11 +152,14 @@ def _backfill() -> str:
         when = row["occurred_at"]  # untyped here: SQLite gives text, PostgreSQL a datetime
         when = datetime.fromisoformat(when) if isinstance(when, str) else when
         record["occurred_at"] = _plain(when)
+        relations = record["relations"] if isinstance(record["relations"], list) else []
+        record["break_glass"] = "emergency" in relations
+        if record.get("person_id") is None and row["entity"] == "person":
+            record["person_id"] = row["entity_id"]
         record.update(
             seq=seq,
             prev_hash=prev,
             hash_alg="sha256",
-            break_glass=False,
             outcome="denied"
             if row["kind"] == "denied"
             else ("partly_redacted" if record["redacted"] else "permitted"),
@@ -169,7 +174,8 @@ def _backfill() -> str:
                 prev_hash=prev,
                 hash_alg="sha256",
                 hash=digest,
-                break_glass=False,
+                break_glass=record["break_glass"],
+                person_id=record["person_id"],
                 outcome=record["outcome"],
             )
         )

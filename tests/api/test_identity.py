@@ -339,14 +339,18 @@ async def test_rate_limits_trigger_and_recover(api: Api) -> None:
     app = create_app(replace(api.app.state.settings, rate_limit_per_minute=3))
     app.state.graphql.request_limiter = RateLimiter(3, 1.0)
     limited = Api(api.backend, app, app.state.engine, api.district, api.url)
-    auth = {"Authorization": f"Bearer {limited.token('grid.donghu')}"}  # the budget is per token
+    auth = {"Authorization": f"Bearer {limited.token('grid.donghu')}"}
     codes = []
     for _ in range(4):
         body = (await limited.post({"query": "{ viewer { roles } }"}, auth)).json()
         codes.append(body["errors"][0]["extensions"]["code"] if body.get("errors") else "OK")
     assert codes == ["OK", "OK", "OK", "RATE_LIMITED"]
-    other = await limited.gql("grid.donghu", "{ viewer { roles } }")
-    assert other["data"]["viewer"], "another token has its own budget"
+    fresh_token = await limited.gql("grid.donghu", "{ viewer { roles } }")
+    assert fresh_token["errors"][0]["extensions"]["code"] == "RATE_LIMITED", (
+        "a new token does not buy a new budget: it is per account"
+    )
+    other = await limited.gql("social.donghu", "{ viewer { roles } }")
+    assert other["data"]["viewer"], "another account has its own budget"
     await asyncio.sleep(1.1)
     assert (await limited.post({"query": "{ viewer { roles } }"}, auth)).json()["data"]["viewer"]
     await app.state.engine.dispose()
@@ -449,3 +453,15 @@ async def test_the_redis_rate_limiter_shares_one_budget(url: str) -> None:
     assert results == [True, True, True, False]
     await one.redis.aclose()
     await two.redis.aclose()
+
+
+async def test_anonymous_sign_in_attempts_are_rate_limited_by_address(api: Api) -> None:
+    app = create_app(replace(api.app.state.settings, rate_limit_per_minute=3))
+    app.state.graphql.request_limiter = RateLimiter(3, 60.0)
+    anonymous = Api(api.backend, app, app.state.engine, api.district, api.url)
+    codes = []
+    for _ in range(4):
+        body = await anonymous.gql(None, SIGN_IN, {"u": "nobody.here", "p": "x"})
+        codes.append(body["errors"][0]["extensions"]["code"] if body.get("errors") else "OK")
+    assert codes == ["OK", "OK", "OK", "RATE_LIMITED"]
+    await app.state.engine.dispose()

@@ -285,3 +285,22 @@ async def test_checkpoints_are_signed_periodically(empty_database: str, tmp_path
     report = await _verify(api)
     assert report.ok and report.checkpoints == len(cps)
     await app.state.engine.dispose()
+
+
+async def test_a_recent_cut_is_not_a_legitimate_start(fresh: Api) -> None:
+    """Deleting recent events under a permit, behind an ordinary checkpoint, is detected."""
+    from audit import checkpoints
+    from audit.log import chain_head
+
+    await _some_reads(fresh)
+    key = load_or_create_ed25519(fresh.app.state.settings.key_dir / AUDIT_SIGNING_KEY)
+    async with system_session(fresh.engine, reason="test: a forged cut") as s:
+        seq, head = await chain_head(s)
+        await checkpoints.create(s, key, reason="periodic", seq=seq, head_hash=head)
+        await s.commit()
+    async with fresh.engine.begin() as conn:
+        await conn.execute(text("INSERT INTO audit_purge_permits (id, before_seq) VALUES (1, 4)"))
+        await conn.execute(text("DELETE FROM access_events WHERE seq < 4"))
+        await conn.execute(text("DELETE FROM audit_purge_permits"))
+    report = await _verify(fresh)
+    assert not report.ok and report.broken_seq == 4

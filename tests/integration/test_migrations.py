@@ -70,7 +70,7 @@ async def test_events_from_before_the_chain_are_chained_on_upgrade(
                         "fields": '["name"]',
                         "redacted": "[]",
                         "classes": '["identity"]',
-                        "relations": '["jurisdiction"]',
+                        "relations": '["emergency"]' if i == 2 else '["jurisdiction"]',
                     },
                 )
         await runner.upgrade(engine)
@@ -79,5 +79,13 @@ async def test_events_from_before_the_chain_are_chained_on_upgrade(
             report = await verify_log(s, key.public_key())
         assert report.ok, report.problem
         assert report.events == 3
+        from sqlalchemy import select
+
+        from domain.access_log import AccessEvent
+
+        async with system_session(engine, reason="test") as s:
+            rows = (await s.execute(select(AccessEvent).order_by(AccessEvent.seq))).scalars().all()
+        assert [r.break_glass for r in rows] == [False, False, True]
+        assert [r.person_id for r in rows] == [1, 2, 3], "person events name their person"
     finally:
         await engine.dispose()

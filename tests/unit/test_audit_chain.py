@@ -63,9 +63,20 @@ def test_signed_note_round_trip_and_forgery() -> None:
     lines = note.split("\n")
     assert lines[:2] == ["xinqiao/access-log", "42"]
     assert base64.b64decode(lines[2]) == bytes.fromhex("ab" * 32)
-    assert lines[5].startswith("\u2014 xinqiao/access-log ")
+    assert lines[4] == "xinqiao-reason periodic"
+    assert lines[6].startswith("\u2014 xinqiao/access-log ")
     assert verify(note, key.public_key()) == body
     with pytest.raises(BadCheckpoint):
         verify(note.replace("\n42\n", "\n43\n"), key.public_key())
     with pytest.raises(BadCheckpoint):
         verify(note, Ed25519PrivateKey.generate().public_key())
+
+
+def test_the_reason_is_signed() -> None:
+    key = Ed25519PrivateKey.generate()
+    note = sign(CheckpointBody("xinqiao/access-log", 7, "cd" * 32, "sha256", "periodic"), key)
+    with pytest.raises(BadCheckpoint):
+        verify(
+            note.replace("xinqiao-reason periodic", "xinqiao-reason purge 2020-01-01"),
+            key.public_key(),
+        )
