@@ -20,6 +20,10 @@ class RateLimiter:
     def hit(self, key: Hashable, now: float | None = None) -> bool:
         """Count one use; False when the key is over its limit (the use is not counted)."""
         t = time.monotonic() if now is None else now
+        if len(self._hits) > 50_000:  # forget keys whose window has passed (memory stays bounded)
+            stale = [k for k, v in self._hits.items() if not v or v[-1] <= t - self.window]
+            for k in stale:
+                del self._hits[k]
         hits = self._hits[key]
         while hits and hits[0] <= t - self.window:
             hits.popleft()

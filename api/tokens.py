@@ -132,7 +132,10 @@ class TokenService:
         ext = self.external
         assert ext is not None
         try:
-            kid = jwt.get_unverified_header(token).get("kid")
+            header = jwt.get_unverified_header(token)
+            if header.get("typ") != "at+jwt":  # RFC 9068: never an ID token as an access token
+                raise InvalidToken()
+            kid = header.get("kid")
             key = next((k for k in ext.keys.keys if kid is None or k.key_id == kid), None)
             if key is None:
                 raise InvalidToken()

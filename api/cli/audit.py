@@ -47,8 +47,8 @@ def _when(value: str | None, name: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _signing_key(settings: Settings) -> Any:
-    return load_or_create_ed25519(settings.key_dir / AUDIT_SIGNING_KEY)
+def _signing_key(settings: Settings, *, create: bool = True) -> Any:
+    return load_or_create_ed25519(settings.key_dir / AUDIT_SIGNING_KEY, create=create)
 
 
 def _print_report(report: Report) -> None:
@@ -82,7 +82,7 @@ def verify(path: Path | None) -> None:
             click.echo("FHIR export: checking sequence and hash links (content is in jsonl/csv)")
         _print_report(verify_events(events, links_only=links_only))
         return
-    public = _signing_key(settings).public_key()
+    public = _signing_key(settings, create=False).public_key()  # never invent a key to verify with
 
     async def work(engine: AsyncEngine) -> Report:
         async with system_session(engine, reason="audit verify") as s:

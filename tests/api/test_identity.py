@@ -406,7 +406,7 @@ async def test_tokens_from_a_configured_identity_provider(api: Api, tmp_path) ->
     idp = Api(api.backend, app, app.state.engine, api.district, api.url)
     now = int(time.time())
 
-    def token(**changes: object) -> str:
+    def token(typ: str = "at+jwt", **changes: object) -> str:
         claims = {
             "iss": "https://idp.example.gov",
             "aud": "xinqiao",
@@ -416,13 +416,19 @@ async def test_tokens_from_a_configured_identity_provider(api: Api, tmp_path) ->
             "preferred_username": "social.donghu",
             **changes,
         }
-        return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "idp-1"})
+        return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "idp-1", "typ": typ})
 
     ok = await idp.post(
         {"query": "{ viewer { staff { username } } }"}, {"Authorization": f"Bearer {token()}"}
     )
     assert ok.json()["data"]["viewer"]["staff"]["username"] == "social.donghu"
-    for bad in (token(aud="other"), token(preferred_username="nobody"), token(exp=now - 5)):
+    id_token = token(typ="JWT")  # an ID token is not an access token
+    for bad in (
+        token(aud="other"),
+        token(preferred_username="nobody"),
+        token(exp=now - 5),
+        id_token,
+    ):
         r = await idp.post({"query": "{ viewer { roles } }"}, {"Authorization": f"Bearer {bad}"})
         assert r.status_code == 401
     await app.state.engine.dispose()

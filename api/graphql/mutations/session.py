@@ -56,6 +56,7 @@ class SessionMutations:
         except IdentityError as exc:
             c.access_log.record(Disclosure(AccessKind.DENIED, "session", None, reason=exc.code))
             return SessionPayload(errors=_error(exc))
+        c.access_log.record(Disclosure(AccessKind.WRITE, "session", None, reason="refresh"))
         return SessionPayload(
             access_token=session.access_token,
             refresh_token=session.refresh_token,
