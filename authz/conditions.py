@@ -220,6 +220,7 @@ _BUILDERS: dict[Entity, Callable[[ConditionCompiler], Conditions]] = {
     Entity.CASE_STATUS_CHANGE: _via(m.CaseStatusChange.case_id, m.Case.id, Entity.CASE),
     Entity.CASE_CO_UNIT: _via(m.CaseCoUnit.case_id, m.Case.id, Entity.CASE),
     Entity.CASE_ASSIGNMENT: _via(m.CaseAssignment.case_id, m.Case.id, Entity.CASE),
+    Entity.FOLLOW_UP: _via(m.FollowUp.case_id, m.Case.id, Entity.CASE),
     Entity.ALERT: _via(m.Alert.case_id, m.Case.id, Entity.CASE),
 }
 

@@ -27,6 +27,7 @@ class Entity(StrEnum):
     EMERGENCY_GRANT = "emergency_grant"
     ACCESS_EVENT = "access_event"
     PARTNER_CLIENT = "partner_client"
+    FOLLOW_UP = "follow_up"
 
 
 MODEL_ENTITY: dict[type, Entity] = {
@@ -49,6 +50,7 @@ MODEL_ENTITY: dict[type, Entity] = {
     m.EmergencyGrant: Entity.EMERGENCY_GRANT,
     m.AccessEvent: Entity.ACCESS_EVENT,
     m.PartnerClient: Entity.PARTNER_CLIENT,
+    m.FollowUp: Entity.FOLLOW_UP,
 }
 
 

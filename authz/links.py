@@ -30,4 +30,5 @@ PERSON_LINKS: dict[Entity, ColumnElement[int]] = {
     Entity.CASE_ASSIGNMENT: _subject_of(m.CaseAssignment.case_id),
     Entity.CASE_CO_UNIT: _subject_of(m.CaseCoUnit.case_id),
     Entity.EMERGENCY_GRANT: _subject_of(m.EmergencyGrant.case_id),
+    Entity.FOLLOW_UP: _subject_of(m.FollowUp.case_id),
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Text
+from sqlalchemy import ForeignKey, Integer, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.base import Base, Id, Protected, UTCDateTime, enum_column, utcnow
@@ -61,6 +61,11 @@ class Alert(Protected, Base):
     )
     acknowledged_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     created_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    possible_duplicates: Mapped[int] = mapped_column(
+        Integer, default=0, info=classified(FieldClass.CASE_ADMIN)
+    )
+    """Intake found this many existing persons matching the caller's details: flagged for a
+    person to resolve, never merged silently."""
 
     def acknowledge(self, *, staff_id: int, at: datetime) -> None:
         if self.status not in (AlertStatus.OPEN, AlertStatus.ESCALATED):

@@ -8,6 +8,7 @@ from domain.cases import Case, CaseAssignment, CaseCoUnit, CaseStatusChange
 from domain.consents import Consent
 from domain.emergency import EmergencyGrant
 from domain.families import Family, FamilyMember, VolunteerLink
+from domain.followups import FollowUp
 from domain.identity import (
     LoginAttempt,
     PartnerClient,
@@ -37,6 +38,7 @@ __all__ = [
     "EmergencyGrant",
     "Family",
     "FamilyMember",
+    "FollowUp",
     "Guardianship",
     "Intervention",
     "LoginAttempt",

@@ -45,6 +45,8 @@ LIST_FIELDS: dict[str, int | None] = {
     "statusHistory": 50,
     "guardians": 20,
     "consents": 20,
+    "followUps": 20,
+    "dueFollowUps": None,
 }
 
 

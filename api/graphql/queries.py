@@ -32,6 +32,7 @@ from api.graphql.types.enums import (
     UnitKind,
 )
 from api.graphql.types.families import FamilyMemberType, FamilyType
+from api.graphql.types.followups import FollowUpType
 from api.graphql.types.interventions import AssessmentType, InterventionType
 from api.graphql.types.partners import PartnerClientType
 from api.graphql.types.persons import GuardianType, PersonType
@@ -62,6 +63,7 @@ NODE_TYPES: dict[str, Any] = {
         EmergencyAccessType,
         AccessEventType,
         PartnerClientType,
+        FollowUpType,
     )
 }
 
@@ -262,6 +264,12 @@ class AccessEventFilter:
     operation: str | None = None
     since: datetime.datetime | None = None
     until: datetime.datetime | None = None
+
+
+@strawberry.input
+class FollowUpFilter:
+    overdue: bool | None = strawberry.field(default=None, description="Due before now.")
+    mine: bool | None = strawberry.field(default=None, description="Assigned to you.")
 
 
 @strawberry.input
@@ -532,6 +540,28 @@ class Query:
         order = Order(m.AccessEvent.seq, descending=True, default=True)
         return await _connection(
             info, AccessEventType, order=order, first=first, after=after, filters=filters
+        )
+
+    @strawberry.field(description="Open follow-ups you may see, soonest first (due / overdue).")
+    async def due_follow_ups(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        filter: FollowUpFilter | None = None,
+    ) -> Connection[FollowUpType]:
+        f = filter or FollowUpFilter()
+        gate = ctx(info).gate
+        filters = [Filter(m.FollowUp.done_at, "is_null", None, "done")]
+        if f.overdue:
+            filters.append(Filter(m.FollowUp.due_at, "lt", gate.now, "overdue"))
+        if f.mine:
+            filters.append(
+                Filter(m.FollowUp.assigned_staff_id, "eq", gate.subject.staff_id, "mine")
+            )
+        order = Order(m.FollowUp.due_at, default=True)
+        return await _connection(
+            info, FollowUpType, order=order, first=first, after=after, filters=filters
         )
 
     @strawberry.field(description="Partner agencies' API clients (administrators).")

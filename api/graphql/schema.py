@@ -24,7 +24,7 @@ from strawberry.types import ExecutionContext
 from api.graphql.extensions import AccessLogCommit, SafeErrors
 from api.graphql.limits import cost_rule
 from api.graphql.mutations.cases import CaseMutations
-from api.graphql.mutations.casework import CaseworkMutations
+from api.graphql.mutations.casework import CaseworkMutations, FollowUpMutations
 from api.graphql.mutations.emergency import EmergencyMutations
 from api.graphql.mutations.partners import PartnerMutations
 from api.graphql.mutations.persons import PersonMutations
@@ -46,6 +46,7 @@ class Mutation(
     PersonMutations,
     CaseMutations,
     CaseworkMutations,
+    FollowUpMutations,
     UnitMutations,
     EmergencyMutations,
     PartnerMutations,

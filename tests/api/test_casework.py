@@ -242,3 +242,157 @@ async def test_overdue_alerts_escalate_once_however_many_runs(api: Api) -> None:
     assert alert.status.value == "escalated"
     assert alert.target_unit_id == api.district.communities[2]["community"], "one level up, once"
     assert alert.ack_deadline > datetime.now(UTC)
+
+
+FOLLOW = """mutation($in: ScheduleFollowUpInput!) { scheduleFollowUp(input: $in) {
+  followUp { id kind dueAt doneAt } errors { code field } } }"""
+STATUS = """mutation($id: ID!, $s: CaseStatus!, $r: String, $drop: Boolean! = false) {
+  changeCaseStatus(id: $id, status: $s, reason: $r, dropOpenFollowUps: $drop) {
+  case { status followUps { doneAt droppedReason } } errors { code field } } }"""
+
+
+async def test_follow_ups_due_lists_completion_and_the_closing_rule(api: Api) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    # A case of its own (the shared demo records stay as the privacy matrix expects them).
+    grid = gid("Unit", api.district.communities[1]["grid"])
+    person = await api.data(
+        "social.donghu",
+        """mutation($g: ID!) { createPerson(input: {name: "随访对象", gender: FEMALE,
+        birthDate: "1980-02-02", residenceUnit: $g}) { person { id } } }""",
+        {"g": grid},
+    )
+    opened = await api.data(
+        "social.donghu",
+        """mutation($s: ID!) { openCase(input: {subject: $s,
+        sourceChannel: WALK_IN, riskLevel: LOW}) { case { id } errors { code } } }""",
+        {"s": person["createPerson"]["person"]["id"]},
+    )
+    case = opened["openCase"]["case"]["id"]
+    for status in ("ASSESSING", "ACTIVE"):
+        await api.data("social.donghu", STATUS, {"id": case, "s": status})
+    soon = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    later = (datetime.now(UTC) + timedelta(days=8)).isoformat()
+    first = (
+        await api.data(
+            "social.donghu", FOLLOW, {"in": {"case": case, "kind": "HOME_VISIT", "dueAt": soon}}
+        )
+    )["scheduleFollowUp"]
+    assert first["errors"] == [] and first["followUp"]["doneAt"] is None
+    past = await api.data(
+        "social.donghu",
+        FOLLOW,
+        {"in": {"case": case, "kind": "HOME_VISIT", "dueAt": "2020-01-01T00:00:00+00:00"}},
+    )
+    assert past["scheduleFollowUp"]["errors"][0]["field"] == ["dueAt"]
+    due = await api.data(
+        "social.donghu",
+        "{ dueFollowUps(filter: {mine: true}) { edges { node { id case { id } } } } }",
+    )
+    assert first["followUp"]["id"] in {e["node"]["id"] for e in due["dueFollowUps"]["edges"]}
+    grid = await api.data("grid.donghu", "{ dueFollowUps { totalCount } }")
+    assert first["followUp"]["id"] not in str(grid), "not the grid worker's case"
+    # An intervention completes it and schedules the next.
+    done = await api.data(
+        "social.donghu",
+        """mutation($in: RecordInterventionInput!) {
+        recordIntervention(input: $in) { intervention { id } errors { code field } } }""",
+        {
+            "in": {
+                "case": case,
+                "kind": "HOME_VISIT",
+                "notes": "随访",
+                "completesFollowUp": first["followUp"]["id"],
+                "nextFollowUpAt": later,
+            }
+        },
+    )
+    assert done["recordIntervention"]["errors"] == []
+    blocked = await api.data("social.donghu", STATUS, {"id": case, "s": "CLOSED", "r": "目标达成"})
+    assert blocked["changeCaseStatus"]["errors"] == [
+        {"code": "INVALID_TRANSITION", "field": ["dropOpenFollowUps"]}
+    ], "one follow-up is still open"
+    closed = await api.data(
+        "social.donghu", STATUS, {"id": case, "s": "CLOSED", "r": "目标达成", "drop": True}
+    )
+    result = closed["changeCaseStatus"]
+    assert result["errors"] == [] and result["case"]["status"] == "CLOSED"
+    assert all(f["doneAt"] for f in result["case"]["followUps"])
+    assert any(f["droppedReason"] == "目标达成" for f in result["case"]["followUps"])
+
+
+async def test_intake_matches_creates_or_flags(api: Api) -> None:
+    from sqlalchemy import select
+
+    from domain import models as m
+    from domain.session import system_session
+    from domain.values import id_check_char
+
+    raise_alert = """mutation($in: RaiseAlertInput!) { raiseAlert(input: $in) {
+      alert { id possibleDuplicates person { id name } } errors { code field } } }"""
+    area = gid("Unit", api.district.communities[0]["grid"])
+    async with system_session(api.engine, reason="test") as s:
+        known = (
+            await s.execute(select(m.Person).where(m.Person.id == api.district.records[0]["adult"]))
+        ).scalar_one()
+    matched = (
+        await api.data(
+            "hotline",
+            raise_alert,
+            {
+                "in": {
+                    "channel": "HOTLINE_96525",
+                    "riskLevel": "MEDIUM",
+                    "areaUnit": area,
+                    "newPerson": {"name": "来电者", "idNumber": known.id_number},
+                }
+            },
+        )
+    )["raiseAlert"]
+    assert matched["errors"] == [] and matched["alert"]["possibleDuplicates"] == 0
+    body = "11010519900101123"
+    fresh_number = body + id_check_char(body)
+    created = (
+        await api.data(
+            "hotline",
+            raise_alert,
+            {
+                "in": {
+                    "channel": "HOTLINE_96525",
+                    "riskLevel": "MEDIUM",
+                    "areaUnit": area,
+                    "newPerson": {
+                        "name": "新来电者",
+                        "idNumber": fresh_number,
+                        "phone": "13700000001",
+                    },
+                }
+            },
+        )
+    )["raiseAlert"]
+    assert created["alert"]["person"]["name"] == "新来电者", "the hotline sees who it registered"
+    async with system_session(api.engine, reason="test: a second person with that phone") as s:
+        s.add(
+            m.Person(
+                name="同号码",
+                gender="unknown",
+                phone="13700000001",
+                residence_unit_id=api.district.communities[0]["grid"],
+            )
+        )
+        await s.commit()
+    flagged = (
+        await api.data(
+            "hotline",
+            raise_alert,
+            {
+                "in": {
+                    "channel": "HOTLINE_96525",
+                    "riskLevel": "LOW",
+                    "areaUnit": area,
+                    "newPerson": {"name": "再来电", "phone": "13700000001"},
+                }
+            },
+        )
+    )["raiseAlert"]
+    assert flagged["alert"]["possibleDuplicates"] == 2 and flagged["alert"]["person"] is None

@@ -19,6 +19,7 @@ from domain.persons import Person
 # staff member created it). They carry no personal data of their own; the gate scopes them.
 UNCLASSIFIED_KEYS: dict[str, frozenset[str]] = {
     "PartnerClient": frozenset({"id"}),
+    "FollowUp": frozenset({"id", "case_id", "intervention_id"}),
     "AccessEvent": frozenset({"id"}),
     "Alert": frozenset(
         {"id", "person_id", "case_id", "acknowledged_by_staff_id", "created_by_staff_id"}

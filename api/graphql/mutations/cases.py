@@ -10,13 +10,19 @@ from strawberry import relay
 from api.graphql import ids
 from api.graphql.errors import UserError
 from api.graphql.mutations.base import collect, reload, run
-from api.graphql.mutations.persons import _text, _written
+from api.graphql.mutations.persons import _id_number, _phone, _text, _written
 from api.graphql.types.alerts import AlertType
 from api.graphql.types.cases import CaseType
-from api.graphql.types.enums import CaseStatus, InterventionKind, RiskLevel, SourceChannel
+from api.graphql.types.enums import (
+    CaseStatus,
+    Gender,
+    InterventionKind,
+    RiskLevel,
+    SourceChannel,
+)
 from api.graphql.types.interventions import InterventionType
 from authz.entities import Entity
-from authz.gate import Gate
+from authz.gate import Gate, Order
 from domain import models as m
 from domain.alerts import ACK_DEADLINES, AlertStatus
 from domain.errors import DomainError, ErrorCode, NotFound
@@ -45,6 +51,12 @@ class RecordInterventionInput:
     performed_at: datetime.datetime | None = None
     notes: str | None = None
     outcome: str | None = None
+    completes_follow_up: relay.GlobalID | None = strawberry.field(
+        default=None, description="The follow-up this intervention carries out."
+    )
+    next_follow_up_at: datetime.datetime | None = strawberry.field(
+        default=None, description="Schedule the next follow-up of the same kind."
+    )
 
 
 @strawberry.type
@@ -54,18 +66,71 @@ class InterventionPayload:
 
 
 @strawberry.input
+@strawberry.input
+class IntakePersonInput:
+    """Who the call is about, as the caller describes them."""
+
+    name: str
+    gender: Gender = Gender.UNKNOWN
+    birth_date: datetime.date | None = None
+    id_number: str | None = None
+    phone: str | None = None
+
+
+@strawberry.input
 class RaiseAlertInput:
     channel: SourceChannel
     risk_level: RiskLevel
     area_unit: relay.GlobalID
     summary: str | None = None
     person: relay.GlobalID | None = None
+    new_person: IntakePersonInput | None = strawberry.field(
+        default=None,
+        description="Intake: matched to an existing person by ID number, then phone; created "
+        "if none matches; flagged (possibleDuplicates) if several do — never merged.",
+    )
 
 
 @strawberry.type
 class AlertPayload:
     alert: AlertType | None
     errors: list[UserError]
+
+
+async def _intake_person(
+    gate: Gate, who: IntakePersonInput, area_id: int
+) -> tuple[int | None, int]:
+    """Match the caller's description by ID number, then phone (exact lookups, logged as
+    searches); create the person when nothing matches; flag when several do."""
+    name, (number, born), phone = collect(
+        lambda: _text(who.name, 50, "newPerson", required=True),
+        lambda: _id_number(who.id_number, who.birth_date),
+        lambda: _phone(who.phone),
+    )
+    for field_value, kind in ((number, "id_number"), (phone, "phone")):
+        if field_value is None:
+            continue
+        hits = await gate.lookup_persons(**{"id_number": None, "phone": None, kind: field_value})
+        if len(hits) == 1:
+            return hits[0].person_id, 0
+        if len(hits) > 1:
+            return None, len(hits)
+    gate.authorize(Entity.PERSON, "create", await gate.new_record_relations(area_unit_id=area_id))
+    person = m.Person(
+        name=name,
+        gender=who.gender,
+        birth_date=born,
+        id_number=number,
+        phone=phone,
+        residence_unit_id=area_id,
+        created_at=gate.now,
+        created_by_staff_id=gate.subject.staff_id,
+    )
+    person.set_categories(set())
+    gate.add(person)
+    await gate.flush()
+    gate.record_write(Entity.PERSON, person.id, _written(person), "intake", person_id=person.id)
+    return person.id, 0
 
 
 def _intervention_target(input: RecordInterventionInput) -> tuple[type, int, str]:
@@ -75,6 +140,14 @@ def _intervention_target(input: RecordInterventionInput) -> tuple[type, int, str
         return m.Case, ids.decode(input.case, "Case", "case")[1], "case"
     assert input.family is not None
     return m.Family, ids.decode(input.family, "Family", "family")[1], "family"
+
+
+def _when_future(value: datetime.datetime, now: datetime.datetime, field: str) -> datetime.datetime:
+    if value.tzinfo is None:
+        raise DomainError(ErrorCode.INVALID, "时间须带时区", (field,))
+    if value <= now:
+        raise DomainError(ErrorCode.INVALID, "随访时间须在将来", (field,))
+    return value
 
 
 def _when(value: datetime.datetime | None, now: datetime.datetime, field: str) -> datetime.datetime:
@@ -149,12 +222,35 @@ class CaseMutations:
         id: relay.GlobalID,
         status: CaseStatus,
         reason: str | None = None,
+        drop_open_follow_ups: bool = False,
     ) -> CasePayload:
         async def action(gate: Gate) -> int:
             number = ids.decode(id, "Case")[1]
             (reason_text,) = collect(lambda: _text(reason, 2000, "reason"))
             case: m.Case = (await gate.for_write(m.Case, number, "update")).row
             before = case.status
+            if status == CaseStatus.CLOSED:
+                still_open = [
+                    v
+                    for v in (
+                        await gate.children(
+                            m.FollowUp,
+                            m.FollowUp.case_id,
+                            [number],
+                            order=Order(m.FollowUp.due_at),
+                            limit=1000,
+                        )
+                    ).get(number, [])
+                    if v.row.done_at is None
+                ]
+                if still_open and not drop_open_follow_ups:
+                    raise DomainError(
+                        ErrorCode.INVALID_TRANSITION,
+                        f"尚有{len(still_open)}项随访未完成：完成后再结案，或注明理由取消",
+                        ("dropOpenFollowUps",),
+                    )
+                for follow_up in still_open:
+                    follow_up.row.drop(reason=reason_text or "结案", at=gate.now)
             change = case.transition(status, reason=reason_text, at=gate.now)
             change.changed_by_staff_id = gate.subject.staff_id
             gate.add(change)
@@ -286,6 +382,23 @@ class CaseMutations:
             )
             gate.add(intervention)
             await gate.flush()
+            if input.completes_follow_up is not None:
+                fid = ids.decode(input.completes_follow_up, "FollowUp", "completesFollowUp")[1]
+                follow_up = await gate.for_write(m.FollowUp, fid, "update")
+                if follow_up.row.case_id != intervention.case_id:
+                    raise NotFound(("completesFollowUp",))
+                follow_up.row.complete(intervention_id=intervention.id, at=gate.now)
+            if input.next_follow_up_at is not None and intervention.case_id is not None:
+                gate.authorize(Entity.FOLLOW_UP, "create", anchor.relations, anchor.conditions)
+                gate.add(
+                    m.FollowUp(
+                        case_id=intervention.case_id,
+                        kind=input.kind,
+                        due_at=_when_future(input.next_follow_up_at, gate.now, "nextFollowUpAt"),
+                        assigned_staff_id=gate.subject.staff_id,
+                        created_at=gate.now,
+                    )
+                )
             gate.record_write(
                 Entity.INTERVENTION,
                 intervention.id,
@@ -320,7 +433,11 @@ class CaseMutations:
             )
             if person_id is not None:
                 await gate.require(m.Person, person_id, "person")
+            duplicates = 0
+            if input.new_person is not None and person_id is None:
+                person_id, duplicates = await _intake_person(gate, input.new_person, area_id)
             alert = m.Alert(
+                possible_duplicates=duplicates,
                 person_id=person_id,
                 channel=input.channel,
                 risk_level=input.risk_level,

@@ -11,7 +11,8 @@ from api.graphql import ids
 from api.graphql.errors import UserError
 from api.graphql.mutations.base import collect, reload, run
 from api.graphql.mutations.persons import _text
-from api.graphql.types.enums import ConsentGiver, Instrument
+from api.graphql.types.enums import ConsentGiver, Instrument, InterventionKind
+from api.graphql.types.followups import FollowUpType
 from api.graphql.types.interventions import AssessmentType
 from api.graphql.types.referrals import ConsentType, ReferralType
 from authz.entities import Entity
@@ -334,4 +335,84 @@ class CaseworkMutations:
         referral_id, errors = await run(info, action)
         return ReferralPayload(
             referral=await reload(info, ReferralType, referral_id, "referral"), errors=errors
+        )
+
+
+@strawberry.input
+class ScheduleFollowUpInput:
+    case: relay.GlobalID
+    kind: InterventionKind
+    due_at: datetime.datetime
+    assigned_staff: relay.GlobalID | None = strawberry.field(
+        default=None, description="Default: you."
+    )
+
+
+@strawberry.type
+class FollowUpPayload:
+    follow_up: FollowUpType | None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class FollowUpMutations:
+    @strawberry.mutation(description="Schedule a follow-up of a case's support plan.")
+    async def schedule_follow_up(
+        self, info: strawberry.Info, input: ScheduleFollowUpInput
+    ) -> FollowUpPayload:
+        async def action(gate: Gate) -> int:
+            case_id, staff_id = collect(
+                lambda: ids.decode(input.case, "Case", "case")[1],
+                lambda: (
+                    gate.subject.staff_id
+                    if input.assigned_staff is None
+                    else ids.decode(input.assigned_staff, "Staff", "assignedStaff")[1]
+                ),
+            )
+            if input.due_at.tzinfo is None or input.due_at <= gate.now:
+                raise DomainError(ErrorCode.INVALID, "随访时间须在将来（带时区）", ("dueAt",))
+            case = await gate.require(m.Case, case_id, "case")
+            gate.authorize(Entity.FOLLOW_UP, "create", case.relations, case.conditions)
+            if staff_id != gate.subject.staff_id:
+                await gate.require(m.Staff, staff_id, "assignedStaff")
+            follow_up = m.FollowUp(
+                case_id=case_id,
+                kind=input.kind,
+                due_at=input.due_at,
+                assigned_staff_id=staff_id,
+                created_at=gate.now,
+            )
+            gate.add(follow_up)
+            await gate.flush()
+            gate.record_write(
+                Entity.FOLLOW_UP,
+                follow_up.id,
+                ["due_at", "kind"],
+                "create",
+                person_id=case.person_id,
+            )
+            return follow_up.id
+
+        follow_up_id, errors = await run(info, action)
+        return FollowUpPayload(
+            follow_up=await reload(info, FollowUpType, follow_up_id, "followUp"), errors=errors
+        )
+
+    @strawberry.mutation(description="Drop a follow-up that will not happen, with a reason.")
+    async def drop_follow_up(
+        self, info: strawberry.Info, id: relay.GlobalID, reason: str
+    ) -> FollowUpPayload:
+        async def action(gate: Gate) -> int:
+            number = ids.decode(id, "FollowUp")[1]
+            (text,) = collect(lambda: _text(reason, 500, "reason", required=True))
+            visible = await gate.for_write(m.FollowUp, number, "update")
+            visible.row.drop(reason=text or "", at=gate.now)
+            gate.record_write(
+                Entity.FOLLOW_UP, number, ["dropped_reason"], "drop", person_id=visible.person_id
+            )
+            return number
+
+        follow_up_id, errors = await run(info, action)
+        return FollowUpPayload(
+            follow_up=await reload(info, FollowUpType, follow_up_id, "followUp"), errors=errors
         )

@@ -28,6 +28,10 @@ class AlertType(relay.Node, Gated):
     raised_at: datetime.datetime | None = None
     ack_deadline: datetime.datetime | None = None
     acknowledged_at: datetime.datetime | None = None
+    possible_duplicates: int | None = strawberry.field(
+        default=None,
+        description="Intake found this many existing persons matching the caller: resolve by hand.",
+    )
     redacted_fields: list[str] = strawberry.field(default_factory=list, description=REDACTED_DOC)
     _visible: strawberry.Private[Visible[Any] | None] = None
 

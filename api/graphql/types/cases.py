@@ -17,6 +17,7 @@ from domain import models as m
 InterventionLazy = Annotated["InterventionType", strawberry.lazy("api.graphql.types.interventions")]
 AssessmentLazy = Annotated["AssessmentType", strawberry.lazy("api.graphql.types.interventions")]
 ReferralLazy = Annotated["ReferralType", strawberry.lazy("api.graphql.types.referrals")]
+FollowUpLazy = Annotated["FollowUpType", strawberry.lazy("api.graphql.types.followups")]
 
 
 @strawberry.type(name="Case", description="A case (个案).")
@@ -86,6 +87,13 @@ class CaseType(relay.Node, Gated):
 
         order = Order(m.Referral.created_at, descending=True)
         return await load_children(info, ReferralType, m.Referral.case_id, self.id, order, first)
+
+    @strawberry.field(description="Follow-ups of the support plan, soonest first.")
+    async def follow_ups(self, info: strawberry.Info, first: int = 20) -> list[FollowUpLazy]:
+        from api.graphql.types.followups import FollowUpType
+
+        order = Order(m.FollowUp.due_at)
+        return await load_children(info, FollowUpType, m.FollowUp.case_id, self.id, order, first)
 
     @strawberry.field(description="Status history, oldest first.")
     async def status_history(
