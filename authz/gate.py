@@ -468,8 +468,10 @@ class Gate:
     ) -> dict[int, list[Visible[M]]]:
         """Up to ``limit`` visible children per parent, in one statement for all parents."""
         grouped: dict[int, list[Visible[M]]] = defaultdict(list)
-        if self._plan(model) is None or not parent_ids:
+        plan = self._plan(model)
+        if plan is None or not parent_ids:
             return grouped
+        visible_rows, flags = plan
         pk = inspect(model).primary_key[0]
         direction = (lambda c: c.desc()) if order.descending else (lambda c: c.asc())
         ranked = (
@@ -479,13 +481,16 @@ class Gate:
                 .over(partition_by=parent_key, order_by=(direction(order.column), direction(pk)))
                 .label("rn"),
             )
-            .where(parent_key.in_(set(parent_ids)), self._visible_predicate(model))
+            .where(parent_key.in_(set(parent_ids)), visible_rows)
             .subquery()
         )
-        stmt = self._scoped(model, ranked.c.rn <= limit)
-        assert stmt is not None
-        stmt = stmt.join(ranked, ranked.c.child_id == pk).order_by(
-            parent_key, direction(order.column), direction(pk)
+        # The ranked rows are already the visible ones: the outer query only adds the flags.
+        stmt = (
+            select(model, *flags)
+            .join(ranked, ranked.c.child_id == pk)
+            .where(ranked.c.rn <= limit)
+            .order_by(parent_key, direction(order.column), direction(pk))
+            .execution_options(**{ROW_SCOPE: self.subject.username})
         )
         for visible in await self._rows(model, stmt):
             grouped[getattr(visible.row, parent_key.key)].append(visible)
