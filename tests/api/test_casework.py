@@ -396,3 +396,39 @@ async def test_intake_matches_creates_or_flags(api: Api) -> None:
         )
     )["raiseAlert"]
     assert flagged["alert"]["possibleDuplicates"] == 2 and flagged["alert"]["person"] is None
+
+
+ASSIGN = """mutation($case: ID!, $staff: ID!) { assignCaseWorker(case: $case, staff: $staff) {
+  case { id } errors { code field } } }"""
+
+
+async def test_a_worker_is_assigned_only_where_their_role_may_work_the_case(api: Api) -> None:
+    """An assignment is an access grant, so the assigner cannot hand a case to any account."""
+    r = api.district.records[3]  # 西山: no other test reads its medium case
+    case = gid("Case", r["medium_case"])
+    staff = {name: gid("Staff", api.district.staff[name]) for name in api.district.staff}
+
+    async def assign(by: str, who: str) -> dict[str, object]:
+        out = await api.data(by, ASSIGN, {"case": case, "staff": staff[who]})
+        return out["assignCaseWorker"]
+
+    # Before: the counsellor is not on the case and cannot read its narrative.
+    assert (await api.data("counselor", CASE_Q, {"id": case}))["node"] is None
+    # A volunteer or the police (whose case grants are for high-risk cases) cannot be put on a
+    # medium-risk case: the policy gives their roles nothing there.
+    for who in ("volunteer.li", "police.donghu", "partner.chenguang"):
+        refused = await assign("zongzhi", who)
+        assert refused["errors"] == [{"code": "INVALID", "field": ["staff"]}], who
+    assert (await api.data("police.donghu", CASE_Q, {"id": case}))["node"] is None
+    # Someone with no right to assign on the case learns nothing about it.
+    outsider = await assign("grid.donghu", "counselor")
+    assert outsider["errors"][0]["code"] in {"NOT_FOUND", "FORBIDDEN"}
+    assert (await api.data("counselor", CASE_Q, {"id": case}))["node"] is None
+    # The governance centre assigns the counsellor, who then works the case.
+    done = await assign("zongzhi", "counselor")
+    assert done["errors"] == []
+    node = (await api.data("counselor", CASE_Q, {"id": case}))["node"]
+    assert node is not None and node["presentingProblem"]
+    # Twice is refused, not stacked.
+    again = await assign("zongzhi", "counselor")
+    assert again["errors"] == [{"code": "DUPLICATE", "field": ["staff"]}]

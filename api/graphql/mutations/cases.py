@@ -334,12 +334,14 @@ class CaseMutations:
             worker = await gate.require(m.Staff, staff_id, "staff")
             if not worker.row.active:
                 raise NotFound(("staff",))
-            assignment = m.CaseAssignment(case_id=case_id, staff_id=staff_id, assigned_at=gate.now)
-            gate.add(assignment)
-            await gate.flush()
+            if kase.row.status == CaseStatus.CLOSED:
+                raise DomainError(
+                    ErrorCode.INVALID_TRANSITION, "个案已结案，不能分派工作人员", ("case",)
+                )
+            assignment_id = await gate.assign_worker(kase, staff_id, worker.row.roles)
             gate.record_write(
                 Entity.CASE_ASSIGNMENT,
-                assignment.id,
+                assignment_id,
                 ["staff_id"],
                 "assign",
                 person_id=kase.person_id,
