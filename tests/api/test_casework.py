@@ -432,3 +432,29 @@ async def test_a_worker_is_assigned_only_where_their_role_may_work_the_case(api:
     # Twice is refused, not stacked.
     again = await assign("zongzhi", "counselor")
     assert again["errors"] == [{"code": "DUPLICATE", "field": ["staff"]}]
+
+
+async def test_nobody_is_assigned_to_a_closed_case(api: Api) -> None:
+    from domain import models as m
+    from domain.session import system_session
+
+    community = api.district.communities[3]
+    async with system_session(api.engine, reason="test setup: a closed case") as s:
+        kase = m.Case(
+            subject_id=api.district.records[3]["adult"],
+            area_unit_id=community["grid"],
+            source_channel="hotline_96525",
+            risk_level="medium",
+            status="closed",
+            lead_unit_id=api.district.units["governance"],
+            presenting_problem="演示",
+        )
+        s.add(kase)
+        await s.commit()
+        case_id = kase.id
+    out = await api.data(
+        "zongzhi",
+        ASSIGN,
+        {"case": gid("Case", case_id), "staff": gid("Staff", api.district.staff["counselor"])},
+    )
+    assert out["assignCaseWorker"]["errors"] == [{"code": "INVALID_TRANSITION", "field": ["case"]}]
