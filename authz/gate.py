@@ -648,6 +648,24 @@ class Gate:
         await self.flush()
         return list(ended)
 
+    async def _conditions_holding(self, model: type[Base], record_id: int) -> frozenset[str]:
+        """Every row condition that holds for one record, whoever is asking (``Visible``
+        carries only the conditions the subject's own grants mention)."""
+        conditions = self._row_conditions.conditions(entity_of(model))
+        if not conditions:
+            return frozenset()
+        names = sorted(conditions)
+        stmt = (
+            select(*(conditions[c].label(f"cond_{c.value}") for c in names))
+            .select_from(model)
+            .where(model.id == record_id)  # type: ignore[attr-defined]
+            .execution_options(**{ROW_SCOPE: self.subject.username})
+        )
+        row = (await self._execute(stmt)).first()
+        if row is None:
+            return frozenset()
+        return frozenset(c.value for c, held in zip(names, row, strict=True) if held)
+
     async def assign_worker(self, case: Visible[Case], staff_id: int, roles: Iterable[Role]) -> int:
         """Put a staff member on a case; returns the assignment id.
 
@@ -659,7 +677,11 @@ class Gate:
         """
         if (
             self._policy.permitting_relation(
-                roles, Entity.CASE, "read:case_admin", {Relation.ASSIGNED}, case.conditions
+                roles,
+                Entity.CASE,
+                "read:case_admin",
+                {Relation.ASSIGNED},
+                await self._conditions_holding(Case, case.row.id),
             )
             is None
         ):

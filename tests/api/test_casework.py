@@ -458,3 +458,17 @@ async def test_nobody_is_assigned_to_a_closed_case(api: Api) -> None:
         {"case": gid("Case", case_id), "staff": gid("Staff", api.district.staff["counselor"])},
     )
     assert out["assignCaseWorker"]["errors"] == [{"code": "INVALID_TRANSITION", "field": ["case"]}]
+
+
+async def test_the_case_risk_decides_who_may_be_assigned_not_the_assigners_grants(
+    api: Api,
+) -> None:
+    """The governance centre's own grants mention only medium risk; a grid worker may still be
+    put on a low-risk case, and a volunteer still may not."""
+    case = gid("Case", api.district.records[1]["low_case"])
+    grid = gid("Staff", api.district.staff["grid.donghu"])
+    out = await api.data("zongzhi", ASSIGN, {"case": case, "staff": grid})
+    assert out["assignCaseWorker"]["errors"] == []
+    volunteer = gid("Staff", api.district.staff["volunteer.li"])
+    out = await api.data("zongzhi", ASSIGN, {"case": case, "staff": volunteer})
+    assert out["assignCaseWorker"]["errors"] == [{"code": "INVALID", "field": ["staff"]}]
