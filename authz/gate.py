@@ -673,7 +673,7 @@ class Gate:
         for someone the policy lets work this case once assigned — a role with an ``assigned``
         grant on the case at its risk conditions. Otherwise the assigner could hand the record
         to any account (a volunteer, a partner, the police on a medium-risk case). Assigning a
-        worker who is already on the case is refused rather than stacked.
+        worker who is already on the case is refused rather than stacked. The write is logged.
         """
         if (
             self._policy.permitting_relation(
@@ -698,10 +698,12 @@ class Gate:
         )
         if already.first() is not None:
             raise DomainError(ErrorCode.DUPLICATE, "该工作人员已在本个案上", ("staff",))
-        assignment = CaseAssignment(case_id=case.row.id, staff_id=staff_id, assigned_at=self.now)
-        self.add(assignment)
-        await self.flush()
-        return assignment.id
+        return await self.insert(
+            CaseAssignment(case_id=case.row.id, staff_id=staff_id, assigned_at=self.now),
+            ["staff_id"],
+            "assign",
+            person_id=case.person_id,
+        )
 
     async def for_write(self, model: type[M], record_id: int, action: str) -> Visible[M]:
         """Load a record to change it.
@@ -842,6 +844,21 @@ class Gate:
 
     def add(self, row: Base) -> None:
         self._session.add(row)
+
+    async def insert(
+        self,
+        row: Base,
+        fields: Iterable[str],
+        action: str = "create",
+        *,
+        person_id: int | None = None,
+    ) -> int:
+        """Add a row and log the write in one step, so an insert cannot go unrecorded."""
+        self.add(row)
+        await self.flush()
+        record_id: int = row.id  # type: ignore[attr-defined]
+        self.record_write(entity_of(type(row)), record_id, fields, action, person_id=person_id)
+        return record_id
 
     async def flush(self) -> None:
         async with self._lock:

@@ -319,6 +319,31 @@ async def test_follow_ups_due_lists_completion_and_the_closing_rule(api: Api) ->
     assert result["errors"] == [] and result["case"]["status"] == "CLOSED"
     assert all(f["doneAt"] for f in result["case"]["followUps"])
     assert any(f["droppedReason"] == "目标达成" for f in result["case"]["followUps"])
+    # Every write on the way is in the access log: the opener's own assignment, and the
+    # follow-ups created, completed and dropped by other mutations.
+    from sqlalchemy import select
+
+    from domain.access_log import AccessEvent
+    from domain.session import system_session
+
+    subject = int(base64.b64decode(person["createPerson"]["person"]["id"]).decode().split(":")[1])
+    async with system_session(api.engine, reason="test assertion") as s:
+        writes = {
+            (e.entity, e.reason)
+            for e in (
+                await s.execute(
+                    select(AccessEvent).where(
+                        AccessEvent.person_id == subject, AccessEvent.kind == "write"
+                    )
+                )
+            ).scalars()
+        }
+    assert {
+        ("case_assignment", "assign"),
+        ("follow_up", "create"),
+        ("follow_up", "complete"),
+        ("follow_up", "drop"),
+    } <= writes, writes
 
 
 async def test_intake_matches_creates_or_flags(api: Api) -> None:

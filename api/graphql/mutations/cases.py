@@ -206,7 +206,12 @@ class CaseMutations:
             gate.add(case)
             await gate.flush()
             if opener_works_it:
-                gate.add(m.CaseAssignment(case_id=case.id, staff_id=staff_id, assigned_at=gate.now))
+                await gate.insert(
+                    m.CaseAssignment(case_id=case.id, staff_id=staff_id, assigned_at=gate.now),
+                    ["staff_id"],
+                    "assign",
+                    person_id=subject_id,
+                )
             gate.record_write(Entity.CASE, case.id, _written(case), "create", person_id=subject_id)
             return case.id
 
@@ -251,6 +256,13 @@ class CaseMutations:
                     )
                 for follow_up in still_open:
                     follow_up.row.drop(reason=reason_text or "结案", at=gate.now)
+                    gate.record_write(
+                        Entity.FOLLOW_UP,
+                        follow_up.row.id,
+                        ["dropped_reason"],
+                        "drop",
+                        person_id=case.subject_id,
+                    )
             change = case.transition(status, reason=reason_text, at=gate.now)
             change.changed_by_staff_id = gate.subject.staff_id
             gate.add(change)
@@ -338,14 +350,7 @@ class CaseMutations:
                 raise DomainError(
                     ErrorCode.INVALID_TRANSITION, "个案已结案，不能分派工作人员", ("case",)
                 )
-            assignment_id = await gate.assign_worker(kase, staff_id, worker.row.roles)
-            gate.record_write(
-                Entity.CASE_ASSIGNMENT,
-                assignment_id,
-                ["staff_id"],
-                "assign",
-                person_id=kase.person_id,
-            )
+            await gate.assign_worker(kase, staff_id, worker.row.roles)
             return case_id
 
         case_id, errors = await run(info, action)
@@ -390,16 +395,25 @@ class CaseMutations:
                 if follow_up.row.case_id != intervention.case_id:
                     raise NotFound(("completesFollowUp",))
                 follow_up.row.complete(intervention_id=intervention.id, at=gate.now)
+                gate.record_write(
+                    Entity.FOLLOW_UP,
+                    fid,
+                    ["done_at", "intervention_id"],
+                    "complete",
+                    person_id=anchor.person_id,
+                )
             if input.next_follow_up_at is not None and intervention.case_id is not None:
                 gate.authorize(Entity.FOLLOW_UP, "create", anchor.relations, anchor.conditions)
-                gate.add(
+                await gate.insert(
                     m.FollowUp(
                         case_id=intervention.case_id,
                         kind=input.kind,
                         due_at=_when_future(input.next_follow_up_at, gate.now, "nextFollowUpAt"),
                         assigned_staff_id=gate.subject.staff_id,
                         created_at=gate.now,
-                    )
+                    ),
+                    ["due_at", "kind"],
+                    person_id=anchor.person_id,
                 )
             gate.record_write(
                 Entity.INTERVENTION,
