@@ -46,6 +46,9 @@ class Settings:
     """Hash of the access-log chain: sha256, or sm3 for a national-cryptography suite."""
     audit_checkpoint_every: int = 10_000
     """Sign a checkpoint each time the chain grows by this many events."""
+    small_cell_threshold: int = 10
+    """Aggregate counts from 1 to this minus one are shown as "<10" (and protected from
+    subtraction): small groups of students must not be identifiable."""
     audit_retention_days: int = 1095
     """PIPL art. 56 keeps processing records three years; never below 180 days (CSL art. 23)."""
 
@@ -74,6 +77,9 @@ class Settings:
                 audit_retention_days=int(
                     e.get("XINQIAO_AUDIT_RETENTION_DAYS", d.audit_retention_days)
                 ),
+                small_cell_threshold=int(
+                    e.get("XINQIAO_SMALL_CELL_THRESHOLD", d.small_cell_threshold)
+                ),
                 rate_limit_per_minute=int(
                     e.get("XINQIAO_RATE_LIMIT_PER_MINUTE", d.rate_limit_per_minute)
                 ),
@@ -99,6 +105,10 @@ class Settings:
     def __post_init__(self) -> None:
         if self.audit_hash not in ("sha256", "sm3"):
             raise SystemExit("invalid configuration: XINQIAO_AUDIT_HASH must be sha256 or sm3")
+        if self.small_cell_threshold < 2:
+            raise SystemExit(
+                "invalid configuration: XINQIAO_SMALL_CELL_THRESHOLD must be at least 2"
+            )
         if self.audit_retention_days < 180:
             raise SystemExit(
                 "invalid configuration: XINQIAO_AUDIT_RETENTION_DAYS below 180 "

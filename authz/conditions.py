@@ -207,6 +207,17 @@ def _intervention(c: ConditionCompiler) -> Conditions:
     }
 
 
+def _assessment(c: ConditionCompiler) -> Conditions:
+    """As the relations: the case's conditions, or a screening result's student's."""
+    by_case = _via(m.Assessment.case_id, m.Case.id, Entity.CASE)(c)
+    by_person = _via(m.Assessment.person_id, m.Person.id, Entity.PERSON)(c)
+    screening = m.Assessment.case_id.is_(None)
+    return {
+        cond: or_(by_case.get(cond, false()), and_(screening, by_person.get(cond, false())))
+        for cond in by_case.keys() | by_person.keys()
+    }
+
+
 _BUILDERS: dict[Entity, Callable[[ConditionCompiler], Conditions]] = {
     Entity.PERSON: _person,
     Entity.CASE: _case,
@@ -215,7 +226,7 @@ _BUILDERS: dict[Entity, Callable[[ConditionCompiler], Conditions]] = {
     Entity.GUARDIANSHIP: _via(m.Guardianship.ward_id, m.Person.id, Entity.PERSON),
     Entity.CONSENT: _via(m.Consent.person_id, m.Person.id, Entity.PERSON),
     Entity.INTERVENTION: _intervention,
-    Entity.ASSESSMENT: _via(m.Assessment.case_id, m.Case.id, Entity.CASE),
+    Entity.ASSESSMENT: _assessment,
     Entity.REFERRAL: _via(m.Referral.case_id, m.Case.id, Entity.CASE),
     Entity.CASE_STATUS_CHANGE: _via(m.CaseStatusChange.case_id, m.Case.id, Entity.CASE),
     Entity.CASE_CO_UNIT: _via(m.CaseCoUnit.case_id, m.Case.id, Entity.CASE),

@@ -28,6 +28,7 @@ class Entity(StrEnum):
     ACCESS_EVENT = "access_event"
     PARTNER_CLIENT = "partner_client"
     FOLLOW_UP = "follow_up"
+    SCREENING_CAMPAIGN = "screening_campaign"
 
 
 MODEL_ENTITY: dict[type, Entity] = {
@@ -42,6 +43,7 @@ MODEL_ENTITY: dict[type, Entity] = {
     m.CaseAssignment: Entity.CASE_ASSIGNMENT,
     m.Intervention: Entity.INTERVENTION,
     m.Assessment: Entity.ASSESSMENT,
+    m.ScreeningCampaign: Entity.SCREENING_CAMPAIGN,
     m.Alert: Entity.ALERT,
     m.Referral: Entity.REFERRAL,
     m.Consent: Entity.CONSENT,

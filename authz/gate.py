@@ -55,13 +55,16 @@ from authz.overlays import (
 from authz.policy import Grant, Policy
 from authz.relations import Relation, RelationCompiler
 from authz.subject import Subject
+from domain.assessments import Assessment
 from domain.base import Base
 from domain.cases import Case, CaseAssignment, CaseCoUnit
 from domain.classification import FieldClass, field_classes
 from domain.disclosure import AccessKind, Disclosure, DisclosureSink
 from domain.emergency import EmergencyGrant
 from domain.errors import DomainError, ErrorCode, NotFound
+from domain.instruments import DEFINITIONS
 from domain.persons import Person
+from domain.screening import GradeRow, ScreeningCampaign, Tally, suppressed_table
 from domain.session import ROW_SCOPE
 from domain.staff import Role
 from domain.units import Unit, UnitKind
@@ -820,6 +823,75 @@ class Gate:
             hits.append(LookupHit(r.id, visible.get(r.id), basic))
         return hits
 
+    async def lookup_students(self, id_numbers: Sequence[str]) -> dict[str, int]:
+        """ID number → person, for students of the subject's own school only (a screening import).
+
+        A number that belongs to another school's student, or to nobody, is simply absent: the
+        importer learns nothing about persons outside their school. Each hit is logged as a
+        search, as at intake.
+        """
+        self.authorize(Entity.PERSON, "search", {Relation.DIRECTORY})
+        school = self.subject.unit_id
+        if school is None or not id_numbers:
+            return {}
+        found: dict[str, int] = {}
+        numbers = sorted(set(id_numbers))
+        for start in range(0, len(numbers), 500):  # bound the IN list on every backend
+            stmt = (
+                select(Person.id, Person.id_number)
+                .where(Person.id_number.in_(numbers[start : start + 500]))
+                .where(Person.school_unit_id == school)
+                .execution_options(**{ROW_SCOPE: self.subject.username})
+            )
+            found.update({r.id_number: r.id for r in (await self._execute(stmt)).all()})
+        for person_id in sorted(found.values()):
+            self._sink.record(
+                Disclosure(
+                    AccessKind.SEARCH,
+                    Entity.PERSON.value,
+                    person_id,
+                    fields=("id",),
+                    field_classes=(FieldClass.BASIC.value,),
+                    relations=(Relation.SCHOOL.value,),
+                    reason="screening_import_match",
+                    person_id=person_id,
+                )
+            )
+        return found
+
+    async def screening_aggregates(
+        self, campaign: Visible[ScreeningCampaign], small_cell: int
+    ) -> tuple[list[GradeRow], GradeRow]:
+        """A campaign's per-grade counts, for a subject who may read its statistics: counted over
+        every result (rows the subject could never see), so they leave only suppressed
+        (``domain.screening.suppressed_table``). No person is named; logged as a campaign read."""
+        if FieldClass.CASE_ADMIN not in self.readable(
+            campaign.entity, campaign.relations, campaign.conditions
+        ):
+            raise Forbidden()
+        a = Assessment
+        stmt = (
+            select(a.grade, a.severity, a.flagged, func.count())
+            .where(a.campaign_id == campaign.row.id)
+            .group_by(a.grade, a.severity, a.flagged)
+            .execution_options(**{ROW_SCOPE: self.subject.username})
+        )
+        rows = (await self._execute(stmt)).all()
+        self._sink.record(
+            Disclosure(
+                AccessKind.READ,
+                campaign.entity.value,
+                campaign.row.id,
+                fields=("aggregates",),
+                field_classes=(FieldClass.CASE_ADMIN.value,),
+                relations=tuple(sorted(campaign.relations)),
+                reason="aggregate",
+            )
+        )
+        tallies = [Tally(grade or 0, band, bool(flag), int(n)) for grade, band, flag, n in rows]
+        bands = [b.label for b in DEFINITIONS[campaign.row.instrument].bands]
+        return suppressed_table(tallies, bands, small_cell)
+
     async def new_record_relations(
         self, *, area_unit_id: int, school_unit_id: int | None = None
     ) -> frozenset[Relation]:
@@ -859,6 +931,21 @@ class Gate:
         record_id: int = row.id  # type: ignore[attr-defined]
         self.record_write(entity_of(type(row)), record_id, fields, action, person_id=person_id)
         return record_id
+
+    async def insert_many(
+        self, rows: Sequence[Base], fields: Iterable[str], action: str, person_ids: Sequence[int]
+    ) -> list[int]:
+        """Many rows in one flush (an import), each write logged with its person."""
+        for row in rows:
+            self.add(row)
+        await self.flush()
+        names = tuple(fields)
+        out: list[int] = []
+        for row, person_id in zip(rows, person_ids, strict=True):
+            record_id: int = row.id  # type: ignore[attr-defined]
+            self.record_write(entity_of(type(row)), record_id, names, action, person_id=person_id)
+            out.append(record_id)
+        return out
 
     async def flush(self) -> None:
         async with self._lock:

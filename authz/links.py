@@ -24,7 +24,7 @@ PERSON_LINKS: dict[Entity, ColumnElement[int]] = {
     Entity.CONSENT: m.Consent.person_id,
     Entity.ALERT: m.Alert.person_id,
     Entity.INTERVENTION: _subject_of(m.Intervention.case_id),
-    Entity.ASSESSMENT: _subject_of(m.Assessment.case_id),
+    Entity.ASSESSMENT: m.Assessment.person_id,
     Entity.REFERRAL: _subject_of(m.Referral.case_id),
     Entity.CASE_STATUS_CHANGE: _subject_of(m.CaseStatusChange.case_id),
     Entity.CASE_ASSIGNMENT: _subject_of(m.CaseAssignment.case_id),

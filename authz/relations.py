@@ -267,6 +267,29 @@ def _intervention(c: RelationCompiler) -> Predicates:
     }
 
 
+def _assessment(c: RelationCompiler) -> Predicates:
+    """A case's assessment has the case's relations; a screening result (no case) has its
+    student's, so the school counsellor sees their own school's results and nobody else gains a
+    path to them through the case tree."""
+    by_case = _via(m.Assessment.case_id, m.Case.id, Entity.CASE)(c)
+    by_person = _via(m.Assessment.person_id, m.Person.id, Entity.PERSON)(c)
+    screening = m.Assessment.case_id.is_(None)
+    return {
+        r: or_(by_case.get(r, false()), and_(screening, by_person.get(r, false())))
+        for r in by_case.keys() | by_person.keys()
+    }
+
+
+def _screening_campaign(c: RelationCompiler) -> Predicates:
+    school = c.subject.unit_id
+    return {
+        Relation.SCHOOL: false()
+        if school is None
+        else m.ScreeningCampaign.school_unit_id == school,
+        Relation.JURISDICTION: _in(m.ScreeningCampaign.school_unit_id, c.area_units()),
+    }
+
+
 def _emergency_grant(c: RelationCompiler) -> Predicates:
     staff = c.subject.staff_id
     return {
@@ -309,7 +332,8 @@ _BUILDERS: dict[Entity, Callable[[RelationCompiler], Predicates]] = {
     Entity.EMERGENCY_GRANT: _emergency_grant,
     Entity.ACCESS_EVENT: _directory,
     Entity.PARTNER_CLIENT: _directory,
-    Entity.ASSESSMENT: _via(m.Assessment.case_id, m.Case.id, Entity.CASE),
+    Entity.ASSESSMENT: _assessment,
+    Entity.SCREENING_CAMPAIGN: _screening_campaign,
     Entity.REFERRAL: _referral,
     Entity.CASE_STATUS_CHANGE: _via(m.CaseStatusChange.case_id, m.Case.id, Entity.CASE),
     Entity.CASE_CO_UNIT: _via(m.CaseCoUnit.case_id, m.Case.id, Entity.CASE),

@@ -1,11 +1,15 @@
-"""Assessments (测评) with standard instruments. Scoring rules arrive with the casework issue."""
+"""Assessments (测评) with standard instruments (scored in ``domain.instruments``).
+
+An assessment belongs to a case, or — a school screening result — to a campaign and a student
+with no case. ``person_id`` is always set, so "who saw this person's results" is one column.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.base import Base, Id, Protected, UTCDateTime, enum_column, utcnow
@@ -21,9 +25,25 @@ class Instrument(StrEnum):
 
 class Assessment(Protected, Base):
     __tablename__ = "assessments"
+    __table_args__ = (
+        # One result per student per campaign, whatever races two imports run.
+        UniqueConstraint("campaign_id", "person_id"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("screening_campaigns.id"), index=True, info=classified(FieldClass.CASE_ADMIN)
+    )
+    grade: Mapped[int | None] = mapped_column(Integer, info=classified(FieldClass.CASE_ADMIN))
+    """School grade at screening (1-12); screening results only."""
+    class_name: Mapped[str | None] = mapped_column(
+        String(20), info=classified(FieldClass.CASE_ADMIN)
+    )
+    flagged: Mapped[bool | None] = mapped_column(Boolean, info=classified(FieldClass.CLINICAL))
+    """Screening: at or above the campaign's threshold, or a self-harm answer (an alert was
+    raised). Clinical: it can reveal the self-harm answer."""
     instrument: Mapped[Instrument] = mapped_column(
         enum_column(Instrument), info=classified(FieldClass.CLINICAL)
     )

@@ -19,6 +19,7 @@ from domain.identity import (
 from domain.interventions import Intervention
 from domain.persons import Guardianship, Person, PersonCategory
 from domain.referrals import Referral
+from domain.screening import ScreeningCampaign
 from domain.staff import Staff, StaffRole
 from domain.units import Unit
 
@@ -49,6 +50,7 @@ __all__ = [
     "Person",
     "PersonCategory",
     "Referral",
+    "ScreeningCampaign",
     "Staff",
     "StaffRole",
     "Unit",

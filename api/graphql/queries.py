@@ -37,6 +37,7 @@ from api.graphql.types.interventions import AssessmentType, InterventionType
 from api.graphql.types.partners import PartnerClientType
 from api.graphql.types.persons import GuardianType, PersonType
 from api.graphql.types.referrals import ConsentType, ReferralType
+from api.graphql.types.screening import ScreeningCampaignType
 from api.graphql.types.units import StaffType, UnitType, Viewer
 from authz.gate import Filter, Order
 from domain import models as m
@@ -64,6 +65,7 @@ NODE_TYPES: dict[str, Any] = {
         AccessEventType,
         PartnerClientType,
         FollowUpType,
+        ScreeningCampaignType,
     )
 }
 
@@ -562,6 +564,33 @@ class Query:
         order = Order(m.FollowUp.due_at, default=True)
         return await _connection(
             info, FollowUpType, order=order, first=first, after=after, filters=filters
+        )
+
+    @strawberry.field(description="School screening campaigns you may see, newest first.")
+    async def screening_campaigns(
+        self, info: strawberry.Info, first: int | None = None, after: str | None = None
+    ) -> Connection[ScreeningCampaignType]:
+        order = Order(m.ScreeningCampaign.created_at, descending=True, default=True)
+        return await _connection(
+            info, ScreeningCampaignType, order=order, first=first, after=after, filters=()
+        )
+
+    @strawberry.field(description="A campaign's results you may see (your own school's).")
+    async def screening_results(
+        self,
+        info: strawberry.Info,
+        campaign: relay.GlobalID,
+        first: int | None = None,
+        after: str | None = None,
+        flagged_only: bool = False,
+    ) -> Connection[AssessmentType]:
+        number = ids.decode(campaign, "ScreeningCampaign", "campaign")[1]
+        filters = [Filter(m.Assessment.campaign_id, "eq", number, "campaign")]
+        if flagged_only:
+            filters.append(Filter(m.Assessment.flagged, "eq", True, "flaggedOnly"))
+        order = Order(m.Assessment.id, default=True)
+        return await _connection(
+            info, AssessmentType, order=order, first=first, after=after, filters=filters
         )
 
     @strawberry.field(description="Partner agencies' API clients (administrators).")

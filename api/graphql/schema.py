@@ -28,6 +28,7 @@ from api.graphql.mutations.casework import CaseworkMutations, FollowUpMutations
 from api.graphql.mutations.emergency import EmergencyMutations
 from api.graphql.mutations.partners import PartnerMutations
 from api.graphql.mutations.persons import PersonMutations
+from api.graphql.mutations.screening import ScreeningMutations
 from api.graphql.mutations.session import SessionMutations
 from api.graphql.mutations.units import UnitMutations
 from api.graphql.queries import Query
@@ -47,6 +48,7 @@ class Mutation(
     CaseMutations,
     CaseworkMutations,
     FollowUpMutations,
+    ScreeningMutations,
     UnitMutations,
     EmergencyMutations,
     PartnerMutations,

@@ -24,7 +24,8 @@ UNCLASSIFIED_KEYS: dict[str, frozenset[str]] = {
     "Alert": frozenset(
         {"id", "person_id", "case_id", "acknowledged_by_staff_id", "created_by_staff_id"}
     ),
-    "Assessment": frozenset({"id", "case_id", "staff_id"}),
+    "Assessment": frozenset({"id", "case_id", "person_id", "staff_id"}),
+    "ScreeningCampaign": frozenset({"id", "created_by_staff_id"}),
     "Case": frozenset({"id", "subject_id", "family_id", "created_by_staff_id"}),
     "CaseAssignment": frozenset({"id", "case_id"}),
     "CaseCoUnit": frozenset({"id", "case_id"}),

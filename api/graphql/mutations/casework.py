@@ -110,6 +110,7 @@ class CaseworkMutations:
             case = await gate.require(m.Case, case_id, "case")
             gate.authorize(Entity.ASSESSMENT, "create", case.relations, case.conditions)
             assessment = m.Assessment(
+                person_id=case.row.subject_id,
                 case_id=case_id,
                 instrument=input.instrument,
                 answers=list(input.answers),
