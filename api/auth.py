@@ -101,13 +101,22 @@ async def _client_subject(
         token_expires=claims.expires_at,
         client_id=client.client_id,
         client_pk=client.id,
-        # Without the read operation a client reads nothing at all, not even through the
-        # results of the writes it may make.
-        class_cap=frozenset(FieldClass(s[5:]) for s in client.scopes if s.startswith("read:"))
-        if "op:read_referred_cases" in client.scopes
-        else frozenset(),
+        class_cap=_class_cap(client.scopes),
         operations=frozenset(s for s in client.scopes if s.startswith("op:")),
+        read_relations=None if READ_OP in client.scopes else frozenset({"creator"}),
     )
+
+
+READ_OP = "op:read_referred_cases"
+
+
+def _class_cap(scopes: list[str]) -> frozenset[FieldClass] | None:
+    """With the read operation, the classes its ``read:`` scopes name. Without it, a client
+    reads nothing through referrals; if it may raise alerts, it reads back the alerts it raised
+    (``read_relations``), so the cap is left to the policy's lines for that relation."""
+    if READ_OP in scopes:
+        return frozenset(FieldClass(s[5:]) for s in scopes if s.startswith("read:"))
+    return None if "op:create_alert" in scopes else frozenset()
 
 
 async def load_subject(

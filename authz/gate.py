@@ -188,6 +188,8 @@ class Gate:
         conditions: frozenset[str] = frozenset(),
     ) -> frozenset[FieldClass]:
         """Readable classes for a row, decided once per (entity, relations, conditions)."""
+        if self.subject.read_relations is not None:
+            relations = relations & self.subject.read_relations
         key = (entity, relations, conditions)
         decision = self._decisions.get(key)
         if decision is None:
@@ -293,8 +295,11 @@ class Gate:
         relations = self._relations.predicates(entity)
         conditions = self._row_conditions.conditions(entity)
         parts = []
+        read_relations = self.subject.read_relations
         for r, c in sorted(self.grants(entity)):
             if r not in relations or (c != ANY and c not in conditions):
+                continue
+            if read_relations is not None and r not in read_relations:
                 continue
             if field_class not in self._policy.readable(
                 self.subject.roles, entity, (r,), () if c == ANY else (c,)

@@ -39,6 +39,7 @@ class Relation(StrEnum):
 
 
 CREATOR_WINDOW = timedelta(hours=24)
+CLIENT_CREATOR_WINDOW = timedelta(days=7)
 
 
 def _select(*columns: Any) -> Select[Any]:
@@ -243,7 +244,10 @@ def _alert(c: RelationCompiler) -> Predicates:
     return {
         Relation.JURISDICTION: _in(m.Alert.area_unit_id, c.area_units()),
         Relation.ASSIGNED: or_(target, _in(m.Alert.case_id, team)),
-        Relation.CREATOR: _created_recently(c, m.Alert.created_by_staff_id, m.Alert.raised_at),
+        Relation.CREATOR: or_(
+            _created_recently(c, m.Alert.created_by_staff_id, m.Alert.raised_at),
+            _raised_by_client(c),
+        ),
     }
 
 
@@ -254,6 +258,17 @@ def _created_recently(
     if c.subject.staff_id is None:
         return false()
     return and_(creator == c.subject.staff_id, at > c.now - CREATOR_WINDOW)
+
+
+def _raised_by_client(c: RelationCompiler) -> ColumnElement[bool]:
+    """A partner system follows the alerts it raised (acknowledged? escalated?) for a week:
+    long enough to outlast a low-risk alert's 72-hour deadline and its escalations."""
+    if c.subject.client_pk is None:
+        return false()
+    return and_(
+        m.Alert.created_by_client_id == c.subject.client_pk,
+        m.Alert.raised_at > c.now - CLIENT_CREATOR_WINDOW,
+    )
 
 
 def _intervention(c: RelationCompiler) -> Predicates:

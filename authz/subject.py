@@ -28,6 +28,10 @@ class Subject:
     """A client's scopes: it never reads a class outside them, whatever else would allow it."""
     operations: frozenset[str] = frozenset()
     """A client's operation scopes (``op:record_intervention``...)."""
+    read_relations: frozenset[str] | None = None
+    """When set, fields are readable only through these relations, whatever else the policy
+    allows: a write-only client (``op:create_alert`` without a read scope) reads back only the
+    alerts it raised (``creator``)."""
 
     @classmethod
     def anonymous(cls) -> Subject:

@@ -61,6 +61,10 @@ class Alert(Protected, Base):
     )
     acknowledged_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     created_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    created_by_client_id: Mapped[int | None] = mapped_column(
+        ForeignKey("partner_clients.id"), index=True
+    )
+    """A partner system's alert (it follows only its own; see ``authz.relations``)."""
     possible_duplicates: Mapped[int] = mapped_column(
         Integer, default=0, info=classified(FieldClass.CASE_ADMIN)
     )

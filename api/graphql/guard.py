@@ -32,6 +32,8 @@ CLIENT_MUTATIONS = {
     "raiseAlert": "op:create_alert",
 }
 CLIENT_QUERY_SCOPE = "op:read_referred_cases"
+ALERT_FOLLOW_UP_QUERIES = frozenset({"alerts"})
+"""What a write-only client may query: the alerts it raised (the gate shows it no others)."""
 
 
 def refusal(code: str, message: str) -> GraphQLError:
@@ -86,7 +88,9 @@ def check_client_operation(
                 if need is None or need not in operations:
                     return refusal("FORBIDDEN", f"客户端无权调用 {name}")
         elif CLIENT_QUERY_SCOPE not in operations:
-            return refusal("FORBIDDEN", "客户端无权查询 (read scope missing)")
+            roots = set(_root_fields(definition.selection_set, fragments, set()))
+            if not ("op:create_alert" in operations and roots <= ALERT_FOLLOW_UP_QUERIES):
+                return refusal("FORBIDDEN", "客户端无权查询 (read scope missing)")
     return None
 
 

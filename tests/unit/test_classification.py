@@ -22,7 +22,14 @@ UNCLASSIFIED_KEYS: dict[str, frozenset[str]] = {
     "FollowUp": frozenset({"id", "case_id", "intervention_id"}),
     "AccessEvent": frozenset({"id"}),
     "Alert": frozenset(
-        {"id", "person_id", "case_id", "acknowledged_by_staff_id", "created_by_staff_id"}
+        {
+            "id",
+            "person_id",
+            "case_id",
+            "acknowledged_by_staff_id",
+            "created_by_staff_id",
+            "created_by_client_id",
+        }
     ),
     "Assessment": frozenset({"id", "case_id", "person_id", "staff_id"}),
     "ScreeningCampaign": frozenset({"id", "created_by_staff_id"}),

@@ -23,6 +23,7 @@ from api.graphql.types.enums import (
 from api.graphql.types.interventions import InterventionType
 from authz.entities import Entity
 from authz.gate import Gate, Order
+from authz.relations import Relation
 from domain import models as m
 from domain.alerts import ACK_DEADLINES, AlertStatus
 from domain.errors import DomainError, ErrorCode, NotFound
@@ -444,9 +445,10 @@ class CaseMutations:
                 ),
                 lambda: _text(input.summary, 5000, "summary"),
             )
-            gate.authorize(
-                Entity.ALERT, "create", await gate.new_record_relations(area_unit_id=area_id)
-            )
+            # Partner agencies have no jurisdiction: they may raise an alert for any area of
+            # the district (the "directory" grant), and then see only what they raised.
+            relations = await gate.new_record_relations(area_unit_id=area_id)
+            gate.authorize(Entity.ALERT, "create", relations | {Relation.DIRECTORY})
             if person_id is not None:
                 await gate.require(m.Person, person_id, "person")
             duplicates = 0
@@ -464,6 +466,7 @@ class CaseMutations:
                 raised_at=gate.now,
                 ack_deadline=gate.now + ACK_DEADLINES[input.risk_level],
                 created_by_staff_id=gate.subject.staff_id,
+                created_by_client_id=gate.subject.client_pk,
             )
             gate.add(alert)
             await gate.flush()
