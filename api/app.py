@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -18,21 +19,24 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLRequestData
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
-from api.auth import TOKEN_PATH, SubjectUser, TokenBackend, on_auth_error
+from api.auth import TOKEN_PATH, SubjectUser, TokenBackend, load_subject, on_auth_error
 from api.context import PURPOSE_HEADER, RequestContext, build_context, new_request_id
 from api.graphql.guard import check_client_operation, check_rate, resolve_document
 from api.graphql.schema import build_schema
 from api.identity import IdentityError, exchange_client_credentials
 from api.jobs import run_forever
+from api.live import AlertFeed, LiveConnection
 from api.ratelimit import RateLimiter, RedisRateLimiter
 from api.settings import Settings
-from api.tokens import ExternalIssuer, TokenService
+from api.tokens import ExternalIssuer, InvalidToken, TokenService
 from audit.keys import (
     AUDIT_HMAC_KEY,
     AUDIT_SIGNING_KEY,
@@ -57,7 +61,12 @@ class XinqiaoGraphQL(GraphQL[RequestContext, None]):
             build_schema(settings),
             graphql_ide=None if settings.production else "graphiql",
             allow_queries_via_get=not settings.production,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=10),
+            max_subscriptions_per_connection=5,
+            allowed_origins=settings.cors_origins,
         )
+        self.feed = AlertFeed(engine, settings.alert_feed_seconds)
         self.policy = policy
         self.settings = settings
         self.sessions = sessions
@@ -124,9 +133,45 @@ class XinqiaoGraphQL(GraphQL[RequestContext, None]):
             request, request_adapter, sub_response, context, root_value, request_data
         )
 
-    async def get_context(self, request: Request, response: Any) -> RequestContext:  # type: ignore[override]
+    async def get_context(  # type: ignore[override]
+        self, request: Request, response: Any
+    ) -> RequestContext | LiveConnection:
         user = request.scope.get("user")
         subject = user.subject if isinstance(user, SubjectUser) else Subject.anonymous()
+        if request.scope["type"] == "websocket":
+            return LiveConnection(
+                settings=self.settings,
+                feed=self.feed,
+                new_context=lambda who: self._context(who, request, response),
+                subject=subject,
+            )
+        return self._context(subject, request, response)
+
+    async def on_ws_connect(self, context: Any) -> None:  # type: ignore[override]
+        """Authenticate a WebSocket at connection_init (browsers cannot set headers on it):
+        staff only, with a live token, within the same request budget as over HTTP."""
+        if not isinstance(context, LiveConnection):
+            raise ConnectionRejectionError()
+        if not context.subject.authenticated:
+            params = context.connection_params or {}
+            header = params.get("Authorization") or params.get("authorization") or ""
+            scheme, _, token = str(header).partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise ConnectionRejectionError({"code": "UNAUTHENTICATED"})
+            try:
+                claims = self.tokens.verify(token.strip())
+                subject = await load_subject(self.engine, claims, None)
+            except (InvalidToken, ValueError):
+                subject = None
+            if subject is None:
+                raise ConnectionRejectionError({"code": "UNAUTHENTICATED"})
+            context.subject = subject
+        if context.subject.staff_id is None:
+            raise ConnectionRejectionError({"code": "FORBIDDEN"})
+        if await check_rate(self.request_limiter, f"staff:{context.subject.staff_id}"):
+            raise ConnectionRejectionError({"code": "RATE_LIMITED"})
+
+    def _context(self, subject: Subject, request: Request, response: Any) -> RequestContext:
         context = build_context(
             sessions=self.sessions,
             policy=self.policy,
@@ -337,6 +382,7 @@ def create_app(settings: Settings | None = None, *, policy: Policy | None = None
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
             Route(TOKEN_PATH, token_endpoint, methods=["POST"]),
         ],
         middleware=[

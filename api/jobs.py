@@ -70,6 +70,7 @@ async def escalate_overdue(
                     target_unit_id=to,
                     status=AlertStatus.ESCALATED,
                     ack_deadline=now + ACK_DEADLINES[risk],
+                    routed_at=now,
                 )
             )
             if done.rowcount:

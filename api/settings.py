@@ -36,6 +36,9 @@ class Settings:
     """Staff may run ad-hoc operations; default: in development only (else the allow-list)."""
     cors_origins: tuple[str, ...] = ()
     max_query_cost: int = 5000
+    alert_feed_seconds: float = 2.0
+    """How often each server process looks for new and escalated alerts to push to
+    subscribers (the live feed's latency)."""
     scheduler_seconds: float = 60.0
     """How often the server escalates overdue alerts (0: never; use cron and the CLI)."""
     oidc_issuer: str | None = None
@@ -90,6 +93,7 @@ class Settings:
                 ),
                 max_query_cost=int(e.get("XINQIAO_MAX_QUERY_COST", d.max_query_cost)),
                 scheduler_seconds=float(e.get("XINQIAO_SCHEDULER_SECONDS", d.scheduler_seconds)),
+                alert_feed_seconds=float(e.get("XINQIAO_ALERT_FEED_SECONDS", d.alert_feed_seconds)),
                 oidc_issuer=e.get("XINQIAO_OIDC_ISSUER") or None,
                 oidc_audience=e.get("XINQIAO_OIDC_AUDIENCE") or None,
                 oidc_jwks_file=Path(e["XINQIAO_OIDC_JWKS_FILE"])

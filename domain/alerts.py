@@ -53,6 +53,10 @@ class Alert(Protected, Base):
     raised_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, index=True, info=classified(FieldClass.CASE_ADMIN)
     )
+    routed_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, index=True, info=classified(FieldClass.CASE_ADMIN)
+    )
+    """When the alert last reached a team: raised, or escalated (the live feed's watermark)."""
     ack_deadline: Mapped[datetime] = mapped_column(
         UTCDateTime, info=classified(FieldClass.CASE_ADMIN)
     )

@@ -576,6 +576,7 @@ async def write_batch(s: AsyncSession, g: Generator, b: Batch) -> list[dict[str,
             m.Alert(
                 person_id=person_ids[person],
                 raised_at=g.now,
+                routed_at=g.now,
                 ack_deadline=g.now + ACK_DEADLINES[row["risk_level"]],
                 **row,
             )

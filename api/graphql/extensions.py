@@ -16,6 +16,7 @@ from strawberry.relay.types import InvalidGlobalIDError
 
 from api.graphql.errors import is_safe
 from api.graphql.guard import operation_fingerprint
+from api.live import LiveConnection
 from domain.errors import DomainError, ErrorCode
 
 log = logging.getLogger("xinqiao.api")
@@ -31,6 +32,9 @@ class AccessLogCommit(SchemaExtension):
 
     async def on_operation(self) -> AsyncIterator[None]:  # type: ignore[override]
         context = self.execution_context.context
+        if isinstance(context, LiveConnection):
+            yield  # a subscription: each delivery is logged on its own (on_stream_result)
+            return
         context.access_log.operation = self.execution_context.operation_name
         document = self.execution_context.query
         if document:
@@ -54,6 +58,30 @@ class AccessLogCommit(SchemaExtension):
         finally:
             await context.close()
 
+    async def on_stream_result(  # type: ignore[override]
+        self, result: Any
+    ) -> AsyncIterator[None]:
+        """One delivery of a subscription: its log is written before the message is sent."""
+        live = self.execution_context.context
+        delivery = LiveConnection.current() if isinstance(live, LiveConnection) else None
+        if delivery is not None:
+            try:
+                await delivery.finish()
+            except Exception:
+                log.exception("access log write failed; live message withheld")
+                await delivery.abort()
+                result.data = None
+                result.errors = [
+                    GraphQLError(
+                        "访问日志暂不可用，请求未返回数据 (access log unavailable)",
+                        extensions={"code": "AUDIT_UNAVAILABLE"},
+                    )
+                ]
+            finally:
+                await delivery.close()
+                LiveConnection.end()
+        yield
+
 
 class SafeErrors(SchemaExtension):
     """Show typed errors with their code; replace anything unexpected with a generic message and
@@ -66,6 +94,13 @@ class SafeErrors(SchemaExtension):
             return
         request_id = getattr(self.execution_context.context, "request_id", None)
         result.errors = [self._clean(e, request_id) for e in result.errors]
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:  # type: ignore[override]
+        """Subscription messages are cleaned like responses."""
+        if isinstance(result, ExecutionResult) and result.errors:
+            request_id = getattr(self.execution_context.context, "request_id", None)
+            result.errors = [self._clean(e, request_id) for e in result.errors]
+        yield
 
     @staticmethod
     def _clean(error: GraphQLError, request_id: str | None) -> GraphQLError:

@@ -32,6 +32,7 @@ from api.graphql.mutations.screening import ScreeningMutations
 from api.graphql.mutations.session import SessionMutations
 from api.graphql.mutations.units import UnitMutations
 from api.graphql.queries import Query
+from api.graphql.subscriptions import Subscription
 from api.graphql.types import enums  # noqa: F401  (registers the domain enums)
 from api.settings import Settings
 from domain.errors import DomainError
@@ -94,6 +95,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     return XinqiaoSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=settings.production),
     )

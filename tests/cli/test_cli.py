@@ -64,7 +64,7 @@ async def test_fresh_database_demo_and_token(empty_database: str, tmp_path: Path
     env = {"XINQIAO_DATABASE_URL": empty_database, "XINQIAO_KEY_DIR": str(tmp_path / "keys")}
     up = cli(["db", "upgrade"], env)
     assert up.returncode == 0, up.stderr
-    assert "0007" in up.stdout
+    assert "0008" in up.stdout
     demo = cli(["demo", "--persons", "300", "--seed", "3"], env)
     assert demo.returncode == 0, demo.stderr
     again = cli(["demo"], env)

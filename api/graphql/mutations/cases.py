@@ -310,6 +310,7 @@ class CaseMutations:
                 area_unit_id=case.area_unit_id,
                 target_unit_id=lead,
                 raised_at=gate.now,
+                routed_at=gate.now,
                 ack_deadline=gate.now + ACK_DEADLINES[risk_level],
                 created_by_staff_id=gate.subject.staff_id,
             )
@@ -464,6 +465,7 @@ class CaseMutations:
                 area_unit_id=area_id,
                 target_unit_id=area_id,
                 raised_at=gate.now,
+                routed_at=gate.now,
                 ack_deadline=gate.now + ACK_DEADLINES[input.risk_level],
                 created_by_staff_id=gate.subject.staff_id,
                 created_by_client_id=gate.subject.client_pk,

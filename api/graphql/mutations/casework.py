@@ -140,6 +140,7 @@ class CaseworkMutations:
                     area_unit_id=row.area_unit_id,
                     target_unit_id=row.lead_unit_id,
                     raised_at=gate.now,
+                    routed_at=gate.now,
                     ack_deadline=gate.now + ACK_DEADLINES[RiskLevel.HIGH],
                     created_by_staff_id=gate.subject.staff_id,
                 )

@@ -129,6 +129,7 @@ def _alert(row: ScreeningRow, person_id: int, campaign: m.ScreeningCampaign, gat
         area_unit_id=campaign.school_unit_id,
         target_unit_id=campaign.school_unit_id,
         raised_at=gate.now,
+        routed_at=gate.now,
         ack_deadline=gate.now + ACK_DEADLINES[risk],
         created_by_staff_id=gate.subject.staff_id,
     )

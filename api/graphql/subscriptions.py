@@ -1,0 +1,61 @@
+"""The subscription root: alerts pushed as they are raised or escalated.
+
+Each delivery is one privacy decision and one access-log request: the subscriber's gate decides
+which of the routed alerts it may see at that moment (not when it subscribed: an alert escalated
+away from a team stops reaching it), and ``AccessLogCommit`` writes what was revealed before the
+message is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from enum import Enum
+
+import strawberry
+
+from api.graphql.selection import requested
+from api.graphql.types.alerts import AlertType
+from api.live import LiveConnection, OverHttpOnly, SessionExpired
+from domain import models as m
+
+
+@strawberry.enum
+class AlertEventKind(Enum):
+    RAISED = "raised"
+    ESCALATED = "escalated"
+
+
+@strawberry.type(description="An alert that has just reached a team you may see it through.")
+class AlertEvent:
+    kind: AlertEventKind
+    alert: AlertType
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="New and escalated alerts you may see, as they happen (graphql-transport-ws). "
+        'Authenticate in connection_init: {"Authorization": "Bearer <token>"}. The stream '
+        "ends when the token expires; reconnect with a fresh one."
+    )
+    async def alert_events(self, info: strawberry.Info) -> AsyncGenerator[AlertEvent, None]:
+        live = info.context
+        if not isinstance(live, LiveConnection):
+            raise OverHttpOnly()
+        names = requested(info, ("alert",))
+        async with live.feed.subscribe() as queue:
+            while True:
+                batch = await queue.get()
+                if live.expired:
+                    raise SessionExpired()
+                for routed in batch:
+                    context = live.begin()
+                    context.access_log.operation = info.operation.name and info.operation.name.value
+                    found = await context.gate.by_ids(m.Alert, [routed.alert_id], log_misses=False)
+                    visible = found.get(routed.alert_id)
+                    if visible is None:
+                        await context.close()
+                        live.end()
+                        continue
+                    kind = AlertEventKind.ESCALATED if routed.escalated else AlertEventKind.RAISED
+                    yield AlertEvent(kind=kind, alert=AlertType.from_names(visible, info, names))

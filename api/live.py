@@ -1,0 +1,193 @@
+"""Live alerts over graphql-transport-ws: one feed per process, one privacy decision per delivery.
+
+* ``AlertFeed`` polls the alerts table for rows routed (raised or escalated) since its watermark,
+  once per process whatever the number of subscribers, and hands the ids to every subscriber.
+  Polling the database, rather than a message bus, sees alerts raised by any process (the
+  scheduler, a cron ``jobs run-once``, another server) with no extra infrastructure; the cost is
+  one indexed query per interval per process.
+* ``LiveConnection`` is a WebSocket's context. It carries the subject authenticated at
+  ``connection_init``; each delivery runs in a fresh ``RequestContext`` (its own session, gate and
+  access log), so what a subscriber receives is decided and logged exactly as a read over HTTP.
+  Queries and mutations are refused on the socket: they go over HTTP, through the guard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from strawberry.exceptions import StrawberryGraphQLError
+
+from api.context import RequestContext
+from api.settings import Settings
+from authz.subject import Subject
+from domain.alerts import Alert, AlertStatus
+from domain.base import utcnow
+from domain.session import system_session
+
+log = logging.getLogger("xinqiao.live")
+
+OVERLAP = timedelta(seconds=10)
+"""Re-read this far behind the watermark: a transaction that commits late with an earlier
+``routed_at`` is still seen (and delivered once: the feed remembers what it sent)."""
+
+QUEUE_SIZE = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    alert_id: int
+    escalated: bool
+
+
+class AlertFeed:
+    """Alert ids as they are routed, fanned out to this process's subscribers."""
+
+    def __init__(self, engine: AsyncEngine, every_seconds: float) -> None:
+        self.engine = engine
+        self.every = every_seconds
+        self._queues: set[asyncio.Queue[list[Routed]]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._watermark = utcnow()
+        self._sent: dict[tuple[int, datetime], float] = {}
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue[list[Routed]]]:
+        queue: asyncio.Queue[list[Routed]] = asyncio.Queue(QUEUE_SIZE)
+        if not self._queues:
+            self._watermark = utcnow()
+            self._sent.clear()
+        self._queues.add(queue)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        try:
+            yield queue
+        finally:
+            self._queues.discard(queue)
+            if not self._queues and self._task is not None:
+                self._task.cancel()
+                self._task = None
+
+    async def _run(self) -> None:
+        # What was routed before anyone subscribed is not news: mark it sent, deliver nothing.
+        with contextlib.suppress(Exception):
+            await self.poll()
+        while self._queues:
+            try:
+                batch = await self.poll()
+                for queue in list(self._queues):
+                    if batch:
+                        _offer(queue, batch)
+            except Exception:
+                log.exception("live alert feed poll failed; will retry")
+            await asyncio.sleep(self.every)
+
+    async def poll(self) -> list[Routed]:
+        """Alerts routed since the watermark (minus the overlap), each delivered once."""
+        since = self._watermark - OVERLAP
+        async with system_session(self.engine, reason="live alert feed: ids only") as s:
+            rows = (
+                await s.execute(
+                    select(Alert.id, Alert.routed_at, Alert.status)
+                    .where(Alert.routed_at > since)
+                    .order_by(Alert.routed_at, Alert.id)
+                    .limit(1000)
+                )
+            ).all()
+        now = time.monotonic()
+        self._sent = {k: t for k, t in self._sent.items() if now - t < 2 * OVERLAP.seconds}
+        out: list[Routed] = []
+        for alert_id, routed_at, status in rows:
+            key = (alert_id, routed_at)
+            if key in self._sent:
+                continue
+            self._sent[key] = now
+            out.append(Routed(alert_id, status == AlertStatus.ESCALATED))
+            self._watermark = max(self._watermark, routed_at)
+        return out
+
+
+def _offer(queue: asyncio.Queue[list[Routed]], batch: list[Routed]) -> None:
+    """A subscriber that stops reading loses the oldest batches, never blocks the feed."""
+    while queue.full():
+        queue.get_nowait()
+    queue.put_nowait(batch)
+
+
+class OverHttpOnly(StrawberryGraphQLError):
+    def __init__(self) -> None:
+        super().__init__(
+            "WebSocket 只用于订阅；查询与变更请走 HTTP (queries and mutations go over HTTP)",
+            extensions={"code": "BAD_REQUEST"},
+        )
+
+
+class SessionExpired(StrawberryGraphQLError):
+    def __init__(self) -> None:
+        super().__init__(
+            "登录已过期，请用新令牌重新订阅 (token expired; reconnect with a fresh token)",
+            extensions={"code": "UNAUTHENTICATED"},
+        )
+
+
+_delivery: ContextVar[RequestContext | None] = ContextVar("xinqiao_delivery", default=None)
+"""The delivery being executed in this subscription's task (each operation has its own task)."""
+
+
+@dataclass
+class LiveConnection:
+    """A WebSocket's context: who is connected, and a fresh request context per delivery."""
+
+    settings: Settings
+    feed: AlertFeed
+    new_context: Callable[[Subject], RequestContext]
+    subject: Subject = field(default_factory=Subject.anonymous)
+    connection_params: dict[str, Any] | None = None
+    request_id: str = "ws"
+
+    def begin(self) -> RequestContext:
+        context = self.new_context(self.subject)
+        _delivery.set(context)
+        return context
+
+    @staticmethod
+    def current() -> RequestContext | None:
+        return _delivery.get()
+
+    @staticmethod
+    def end() -> None:
+        _delivery.set(None)
+
+    @property
+    def expired(self) -> bool:
+        expires = self.subject.token_expires
+        return expires is not None and time.time() >= expires
+
+    # What resolvers use, from the delivery in progress; nothing outside a delivery.
+
+    def _delivering(self) -> RequestContext:
+        context = _delivery.get()
+        if context is None:
+            raise OverHttpOnly()
+        return context
+
+    @property
+    def gate(self) -> Any:
+        return self._delivering().gate
+
+    @property
+    def loaders(self) -> Any:
+        return self._delivering().loaders
+
+    @property
+    def access_log(self) -> Any:
+        return self._delivering().access_log

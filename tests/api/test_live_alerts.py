@@ -1,0 +1,186 @@
+"""Live alerts over graphql-transport-ws: pushed to those who may see them, filtered by the same
+privacy engine, logged like reads; escalations pushed too; nothing but subscriptions on the
+socket; no connection without a valid staff token.
+
+The socket is served by a second app on the same database (as a second server process would be),
+driven by Starlette's test client in its own thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+from starlette.testclient import TestClient, WebSocketTestSession
+from starlette.websockets import WebSocketDisconnect
+
+from api.app import create_app
+from api.jobs import escalate_overdue
+from domain import models as m
+from domain.base import utcnow
+from domain.session import system_session
+from tests.conftest import Api
+
+PROTOCOL = ["graphql-transport-ws"]
+SUBSCRIBE = """subscription Live { alertEvents { kind alert { id riskLevel summary status
+  targetUnit { id } redactedFields } } }"""
+RAISE = """mutation($in: RaiseAlertInput!) { raiseAlert(input: $in) { alert { id } errors { code } } }"""
+
+
+def gid(type_name: str, number: int) -> str:
+    return base64.b64encode(f"{type_name}:{number}".encode()).decode()
+
+
+@pytest.fixture
+def server(api: Api) -> Iterator[TestClient]:
+    settings = api.app.state.settings
+    app = create_app(
+        type(settings)(
+            database_url=api.url,
+            key_dir=settings.key_dir,
+            scheduler_seconds=0,
+            alert_feed_seconds=0.05,
+        )
+    )
+    with TestClient(app) as client:
+        yield client
+
+
+def _connect(server: TestClient, api: Api, user: str, stack: ExitStack) -> WebSocketTestSession:
+    socket = stack.enter_context(server.websocket_connect("/graphql", subprotocols=PROTOCOL))
+    socket.send_json(
+        {"type": "connection_init", "payload": {"Authorization": f"Bearer {api.token(user)}"}}
+    )
+    assert socket.receive_json()["type"] == "connection_ack"
+    socket.send_json({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIBE}})
+    return socket
+
+
+async def _next(socket: WebSocketTestSession) -> dict[str, Any]:
+    async with asyncio.timeout(10):
+        message: dict[str, Any] = await asyncio.to_thread(socket.receive_json)
+    return message
+
+
+async def _event_for(socket: WebSocketTestSession, alert_id: str) -> dict[str, Any]:
+    """The next event about ``alert_id`` (other tests' alerts may arrive first)."""
+    for _ in range(50):
+        message = await _next(socket)
+        assert message["type"] == "next", message
+        event: dict[str, Any] = message["payload"]["data"]["alertEvents"]
+        if event["alert"]["id"] == alert_id:
+            return event
+    raise AssertionError("no event for the alert")
+
+
+async def _settle() -> None:
+    """Let the feed poll at least once after subscribing (its watermark starts then)."""
+    await asyncio.sleep(0.3)
+
+
+async def test_new_and_escalated_alerts_reach_those_who_may_see_them(
+    api: Api, server: TestClient
+) -> None:
+    with ExitStack() as stack:
+        await _new_and_escalated(api, server, stack)
+
+
+async def _new_and_escalated(api: Api, server: TestClient, stack: ExitStack) -> None:
+    grid = _connect(server, api, "grid.donghu", stack)
+    governance = _connect(server, api, "zongzhi", stack)
+    volunteer = _connect(server, api, "volunteer.li", stack)
+    await _settle()
+    raised = await api.data(
+        "hotline",
+        RAISE,
+        {
+            "in": {
+                "channel": "HOTLINE_96525",
+                "riskLevel": "LOW",
+                "areaUnit": gid("Unit", api.district.communities[0]["grid"]),
+                "summary": "来电者称独居老人近一周闭门不出",
+            }
+        },
+    )
+    alert_id = raised["raiseAlert"]["alert"]["id"]
+
+    event = await _event_for(grid, alert_id)
+    assert event["kind"] == "RAISED"
+    assert event["alert"]["summary"].startswith("来电者"), "the target team reads the narrative"
+
+    # The governance centre sees the jurisdiction's alerts, but not their narrative.
+    to_governance = await _event_for(governance, alert_id)
+    assert to_governance["alert"]["summary"] is None
+    assert "summary" in to_governance["alert"]["redactedFields"]
+
+    # Escalation (nobody acknowledged in time): pushed again, to whoever may see it now.
+    number = int(base64.b64decode(alert_id).decode().split(":")[1])
+    async with system_session(api.engine, reason="test: the deadline passes") as s:
+        await s.execute(
+            update(m.Alert)
+            .where(m.Alert.id == number)
+            .values(ack_deadline=utcnow() - timedelta(minutes=1))
+        )
+        await s.commit()
+    assert await escalate_overdue(api.engine) >= 1
+    escalated = await _event_for(governance, alert_id)
+    assert escalated["kind"] == "ESCALATED" and escalated["alert"]["status"] == "ESCALATED"
+
+    # The volunteer has no grant on alerts: nothing was sent to them.
+    volunteer.send_json({"id": "p", "type": "ping"})
+    assert (await _next(volunteer))["type"] == "pong"
+
+    # Each delivery is in the access log, with the subscriber as the actor.
+    async with system_session(api.engine, reason="test assertion") as s:
+        actors = set(
+            (
+                await s.execute(
+                    select(m.AccessEvent.actor_username).where(
+                        m.AccessEvent.entity == "alert",
+                        m.AccessEvent.entity_id == number,
+                        m.AccessEvent.kind == "read",
+                        m.AccessEvent.operation == "Live",
+                    )
+                )
+            ).scalars()
+        )
+    assert {"grid.donghu", "zongzhi"} <= actors and "volunteer.li" not in actors
+
+
+async def test_the_socket_runs_subscriptions_only(api: Api, server: TestClient) -> None:
+    with server.websocket_connect("/graphql", subprotocols=PROTOCOL) as socket:
+        socket.send_json(
+            {
+                "type": "connection_init",
+                "payload": {"Authorization": f"Bearer {api.token('admin')}"},
+            }
+        )
+        assert socket.receive_json()["type"] == "connection_ack"
+        socket.send_json(
+            {
+                "id": "q",
+                "type": "subscribe",
+                "payload": {"query": "{ persons(first: 1) { totalCount } }"},
+            }
+        )
+        reply = await _next(socket)
+        assert reply["type"] == "next"
+        assert reply["payload"]["data"] is None
+        assert reply["payload"]["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
+@pytest.mark.parametrize("payload", [{}, {"Authorization": "Bearer not-a-token"}])
+def test_no_connection_without_a_valid_token(
+    api: Api, server: TestClient, payload: dict[str, str]
+) -> None:
+    with server.websocket_connect("/graphql", subprotocols=PROTOCOL) as socket:
+        socket.send_json({"type": "connection_init", "payload": payload})
+        with pytest.raises(WebSocketDisconnect) as closed:
+            socket.receive_json()
+        assert closed.value.code == 4403
