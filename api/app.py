@@ -370,7 +370,9 @@ def create_app(settings: Settings | None = None, *, policy: Policy | None = None
         scheduler = None
         if settings.scheduler_seconds > 0:
             scheduler = asyncio.create_task(
-                run_forever(engine, settings.scheduler_seconds, settings.audit_hash)
+                run_forever(
+                    engine, settings.scheduler_seconds, settings.audit_hash, settings.ack_deadlines
+                )
             )
         yield
         if scheduler is not None:

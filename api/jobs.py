@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from audit.log import RequestAccessLog
 from domain.alerts import ACK_DEADLINES, Alert, AlertStatus
 from domain.base import utcnow
+from domain.cases import RiskLevel
 from domain.disclosure import AccessKind, Actor, Disclosure
 from domain.session import system_session
 from domain.units import Unit
@@ -27,8 +28,13 @@ BATCH = 500
 
 
 async def escalate_overdue(
-    engine: AsyncEngine, *, now: datetime | None = None, hash_alg: str = "sha256"
+    engine: AsyncEngine,
+    *,
+    now: datetime | None = None,
+    hash_alg: str = "sha256",
+    deadlines: dict[RiskLevel, timedelta] | None = None,
 ) -> int:
+    deadlines = deadlines or ACK_DEADLINES
     now = now or utcnow()
     escalated = 0
     async with system_session(engine, reason="scheduler: alert escalation") as s:
@@ -69,7 +75,7 @@ async def escalate_overdue(
                 .values(
                     target_unit_id=to,
                     status=AlertStatus.ESCALATED,
-                    ack_deadline=now + ACK_DEADLINES[risk],
+                    ack_deadline=now + deadlines[risk],
                     routed_at=now,
                 )
             )
@@ -91,11 +97,16 @@ async def escalate_overdue(
     return escalated
 
 
-async def run_forever(engine: AsyncEngine, every_seconds: float, hash_alg: str) -> None:
+async def run_forever(
+    engine: AsyncEngine,
+    every_seconds: float,
+    hash_alg: str,
+    deadlines: dict[RiskLevel, timedelta] | None = None,
+) -> None:
     """The in-server scheduler; failures are logged and retried on the next tick."""
     while True:
         try:
-            count = await escalate_overdue(engine, hash_alg=hash_alg)
+            count = await escalate_overdue(engine, hash_alg=hash_alg, deadlines=deadlines)
             if count:
                 log.info("escalated %d overdue alerts", count)
         except Exception:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
+
+from domain.alerts import ACK_DEADLINES, parse_deadlines
+from domain.cases import RiskLevel
 
 
 class Mode(StrEnum):
@@ -36,6 +40,9 @@ class Settings:
     """Staff may run ad-hoc operations; default: in development only (else the allow-list)."""
     cors_origins: tuple[str, ...] = ()
     max_query_cost: int = 5000
+    ack_deadlines: dict[RiskLevel, timedelta] = field(default_factory=lambda: dict(ACK_DEADLINES))
+    """How long a team has to acknowledge an alert, by tier, before it escalates
+    (XINQIAO_ACK_DEADLINES="high=30m,medium=24h,low=72h")."""
     alert_feed_seconds: float = 2.0
     """How often each server process looks for new and escalated alerts to push to
     subscribers (the live feed's latency)."""
@@ -93,6 +100,7 @@ class Settings:
                 ),
                 max_query_cost=int(e.get("XINQIAO_MAX_QUERY_COST", d.max_query_cost)),
                 scheduler_seconds=float(e.get("XINQIAO_SCHEDULER_SECONDS", d.scheduler_seconds)),
+                ack_deadlines=parse_deadlines(e.get("XINQIAO_ACK_DEADLINES", "")),
                 alert_feed_seconds=float(e.get("XINQIAO_ALERT_FEED_SECONDS", d.alert_feed_seconds)),
                 oidc_issuer=e.get("XINQIAO_OIDC_ISSUER") or None,
                 oidc_audience=e.get("XINQIAO_OIDC_AUDIENCE") or None,

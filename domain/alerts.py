@@ -28,6 +28,25 @@ ACK_DEADLINES: dict[RiskLevel, timedelta] = {
 }
 
 
+def parse_deadlines(text: str) -> dict[RiskLevel, timedelta]:
+    """``high=30m,medium=24h,low=72h`` (any subset; the rest keep their defaults)."""
+    out = dict(ACK_DEADLINES)
+    units = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        level, _, amount = part.partition("=")
+        amount = amount.strip().lower()
+        try:
+            risk = RiskLevel(level.strip().lower())
+            count = int(amount[:-1])
+            unit = units[amount[-1:]]
+        except (ValueError, KeyError):
+            raise ValueError(f"ack deadline {part!r}: expected e.g. high=30m, medium=24h") from None
+        if count <= 0:
+            raise ValueError(f"ack deadline {part!r} must be positive")
+        out[risk] = count * unit
+    return out
+
+
 class Alert(Protected, Base):
     __tablename__ = "alerts"
 

@@ -231,7 +231,9 @@ def run_once() -> None:
     async def go() -> int:
         engine = create_engine(settings.database_url)
         try:
-            return await escalate_overdue(engine, hash_alg=settings.audit_hash)
+            return await escalate_overdue(
+                engine, hash_alg=settings.audit_hash, deadlines=settings.ack_deadlines
+            )
         finally:
             await engine.dispose()
 

@@ -244,6 +244,49 @@ async def test_overdue_alerts_escalate_once_however_many_runs(api: Api) -> None:
     assert alert.ack_deadline > datetime.now(UTC)
 
 
+async def test_configured_deadlines_apply_to_new_alerts(api: Api) -> None:
+    """A deployment that gives high-risk alerts 5 minutes gets 5-minute deadlines."""
+    from datetime import datetime, timedelta
+
+    import httpx
+
+    from api.app import create_app
+    from domain.cases import RiskLevel
+
+    settings = api.app.state.settings
+    five = timedelta(minutes=5)
+    app = create_app(
+        type(settings)(
+            database_url=api.url,
+            key_dir=settings.key_dir,
+            scheduler_seconds=0,
+            ack_deadlines={**settings.ack_deadlines, RiskLevel.HIGH: five},
+        )
+    )
+    query = """mutation($in: RaiseAlertInput!) { raiseAlert(input: $in) {
+      alert { raisedAt ackDeadline } errors { code } } }"""
+    variables = {
+        "in": {
+            "channel": "POLICE_110",
+            "riskLevel": "HIGH",
+            "areaUnit": gid("Unit", api.district.communities[0]["grid"]),
+        }
+    }
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.post(
+            "/graphql",
+            json={"query": query, "variables": variables},
+            headers={"Authorization": f"Bearer {api.token('hotline')}"},
+        )
+    await app.state.engine.dispose()
+    body = response.json()
+    alert = body["data"]["raiseAlert"]["alert"]
+    assert alert is not None, body
+    raised, deadline = (datetime.fromisoformat(alert[k]) for k in ("raisedAt", "ackDeadline"))
+    assert deadline - raised == five
+
+
 FOLLOW = """mutation($in: ScheduleFollowUpInput!) { scheduleFollowUp(input: $in) {
   followUp { id kind dueAt doneAt } errors { code field } } }"""
 STATUS = """mutation($id: ID!, $s: CaseStatus!, $r: String, $drop: Boolean! = false) {

@@ -180,3 +180,16 @@ def test_expired_consent_can_still_be_withdrawn() -> None:
     consent = Consent(id=1, given_at=AT, valid_until=LATER)
     consent.withdraw(LATER + timedelta(days=1))
     assert consent.withdrawn_at == LATER + timedelta(days=1)
+
+
+def test_acknowledgement_deadlines_are_configurable() -> None:
+    from api.settings import Settings
+
+    settings = Settings.from_env({"XINQIAO_ACK_DEADLINES": "high=15m, low=2d"})
+    assert settings.ack_deadlines[RiskLevel.HIGH] == timedelta(minutes=15)
+    assert settings.ack_deadlines[RiskLevel.MEDIUM] == timedelta(hours=24)
+    assert settings.ack_deadlines[RiskLevel.LOW] == timedelta(days=2)
+    assert Settings.from_env({}).ack_deadlines == ACK_DEADLINES
+    for bad in ("high=0m", "urgent=5m", "high=5s", "high"):
+        with pytest.raises(SystemExit, match="ack deadline"):
+            Settings.from_env({"XINQIAO_ACK_DEADLINES": bad})

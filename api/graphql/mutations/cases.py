@@ -12,6 +12,7 @@ from api.graphql.errors import UserError
 from api.graphql.mutations.base import collect, reload, run
 from api.graphql.mutations.persons import _id_number, _phone, _text, _written
 from api.graphql.types.alerts import AlertType
+from api.graphql.types.base import ctx
 from api.graphql.types.cases import CaseType
 from api.graphql.types.enums import (
     CaseStatus,
@@ -25,7 +26,7 @@ from authz.entities import Entity
 from authz.gate import Gate, Order
 from authz.relations import Relation
 from domain import models as m
-from domain.alerts import ACK_DEADLINES, AlertStatus
+from domain.alerts import AlertStatus
 from domain.errors import DomainError, ErrorCode, NotFound
 
 
@@ -311,7 +312,7 @@ class CaseMutations:
                 target_unit_id=lead,
                 raised_at=gate.now,
                 routed_at=gate.now,
-                ack_deadline=gate.now + ACK_DEADLINES[risk_level],
+                ack_deadline=gate.now + ctx(info).settings.ack_deadlines[risk_level],
                 created_by_staff_id=gate.subject.staff_id,
             )
             gate.add(alert)
@@ -466,7 +467,7 @@ class CaseMutations:
                 target_unit_id=area_id,
                 raised_at=gate.now,
                 routed_at=gate.now,
-                ack_deadline=gate.now + ACK_DEADLINES[input.risk_level],
+                ack_deadline=gate.now + ctx(info).settings.ack_deadlines[input.risk_level],
                 created_by_staff_id=gate.subject.staff_id,
                 created_by_client_id=gate.subject.client_pk,
             )

@@ -11,6 +11,7 @@ from api.graphql import ids
 from api.graphql.errors import UserError
 from api.graphql.mutations.base import collect, reload, run
 from api.graphql.mutations.persons import _text
+from api.graphql.types.base import ctx
 from api.graphql.types.enums import ConsentGiver, Instrument, InterventionKind
 from api.graphql.types.followups import FollowUpType
 from api.graphql.types.interventions import AssessmentType
@@ -18,7 +19,7 @@ from api.graphql.types.referrals import ConsentType, ReferralType
 from authz.entities import Entity
 from authz.gate import Gate, Order
 from domain import models as m
-from domain.alerts import ACK_DEADLINES, AlertStatus
+from domain.alerts import AlertStatus
 from domain.cases import RiskLevel
 from domain.classification import FieldClass
 from domain.errors import DomainError, ErrorCode, NotFound
@@ -141,7 +142,7 @@ class CaseworkMutations:
                     target_unit_id=row.lead_unit_id,
                     raised_at=gate.now,
                     routed_at=gate.now,
-                    ack_deadline=gate.now + ACK_DEADLINES[RiskLevel.HIGH],
+                    ack_deadline=gate.now + ctx(info).settings.ack_deadlines[RiskLevel.HIGH],
                     created_by_staff_id=gate.subject.staff_id,
                 )
                 gate.add(alert)

@@ -8,6 +8,8 @@ self-harm answer, become alerts for the school.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import strawberry
 from strawberry import relay
 
@@ -15,13 +17,14 @@ from api.graphql import ids
 from api.graphql.errors import UserError
 from api.graphql.mutations.base import collect, reload, run
 from api.graphql.mutations.persons import _text
+from api.graphql.types.base import ctx
 from api.graphql.types.enums import Instrument
 from api.graphql.types.screening import ScreeningCampaignType
 from authz.entities import Entity
 from authz.gate import Forbidden, Gate, Order, Visible
 from authz.relations import Relation
 from domain import models as m
-from domain.alerts import ACK_DEADLINES, AlertStatus
+from domain.alerts import AlertStatus
 from domain.cases import RiskLevel, SourceChannel
 from domain.errors import DomainError, ErrorCode
 from domain.screening import MAX_ROWS, RowError, ScreeningRow, check_threshold, parse_csv
@@ -112,7 +115,13 @@ async def _check_rows(
     return students, errors
 
 
-def _alert(row: ScreeningRow, person_id: int, campaign: m.ScreeningCampaign, gate: Gate) -> m.Alert:
+def _alert(
+    row: ScreeningRow,
+    person_id: int,
+    campaign: m.ScreeningCampaign,
+    gate: Gate,
+    deadlines: dict[RiskLevel, timedelta],
+) -> m.Alert:
     risk = RiskLevel.HIGH if row.result.self_harm else RiskLevel.MEDIUM
     summary = (
         "心理筛查作答提示自伤风险，请立即跟进"
@@ -130,7 +139,7 @@ def _alert(row: ScreeningRow, person_id: int, campaign: m.ScreeningCampaign, gat
         target_unit_id=campaign.school_unit_id,
         raised_at=gate.now,
         routed_at=gate.now,
-        ack_deadline=gate.now + ACK_DEADLINES[risk],
+        ack_deadline=gate.now + deadlines[risk],
         created_by_staff_id=gate.subject.staff_id,
     )
 
@@ -224,7 +233,7 @@ class ScreeningMutations:
                 gate.authorize(Entity.ALERT, "create", {Relation.SCHOOL})
                 alert_persons = [students[r.id_number] for r in flagged]
                 alerts = [
-                    _alert(r, p, campaign, gate)
+                    _alert(r, p, campaign, gate, ctx(info).settings.ack_deadlines)
                     for r, p in zip(flagged, alert_persons, strict=True)
                 ]
                 await gate.insert_many(
