@@ -64,6 +64,7 @@ from domain.emergency import EmergencyGrant
 from domain.errors import DomainError, ErrorCode, NotFound
 from domain.instruments import DEFINITIONS
 from domain.persons import Person
+from domain.referrals import Referral, ReferralStatus
 from domain.screening import GradeRow, ScreeningCampaign, Tally, suppressed_table
 from domain.session import ROW_SCOPE
 from domain.staff import Role
@@ -655,6 +656,35 @@ class Gate:
         row.lead_unit_id = lead
         await self.flush()
         return list(ended)
+
+    async def end_referrals(self, case: Visible[Case]) -> list[int]:
+        """Closing a case ends its referrals (offered or accepted): the receiving units' access
+        ends with the case, and reopening it does not bring it back. Each end is logged."""
+        scoped = {ROW_SCOPE: self.subject.username}
+        live = Referral.status.in_([ReferralStatus.OFFERED, ReferralStatus.ACCEPTED])
+        ended = list(
+            (
+                await self._execute(
+                    select(Referral.id)
+                    .where(Referral.case_id == case.row.id, live)
+                    .execution_options(**scoped)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if ended:
+            await self._execute(
+                update(Referral)
+                .where(Referral.id.in_(ended))
+                .values(status=ReferralStatus.CLOSED)
+                .execution_options(**scoped)
+            )
+        for referral_id in ended:
+            self.record_write(
+                Entity.REFERRAL, referral_id, ["status"], "case_closed", person_id=case.person_id
+            )
+        return ended
 
     async def _conditions_holding(self, model: type[Base], record_id: int) -> frozenset[str]:
         """Every row condition that holds for one record, whoever is asking (``Visible``

@@ -18,7 +18,9 @@ from domain.classification import FieldClass
 from domain.persons import PopulationCategory as Cat
 from domain.staff import Role
 
-MINOR_EXEMPT_RELATIONS = frozenset({Relation.ASSIGNED, Relation.EMERGENCY})
+MINOR_EXEMPT_RELATIONS = frozenset({Relation.ASSIGNED, Relation.EMERGENCY, Relation.REFERRAL})
+"""On the case, under an emergency grant, or receiving a valid referral — one resting on consent in
+force, a guardian's under 14, and opening only the classes it shares (ADR 0005)."""
 MINOR_ENTITIES = frozenset({Entity.PERSON, Entity.GUARDIANSHIP, Entity.CONSENT})
 
 CATEGORY_OWNERS: dict[Cat, frozenset[Role]] = {
@@ -60,7 +62,7 @@ def tighten(
     classes: frozenset[FieldClass],
 ) -> frozenset[FieldClass]:
     """Minors show only basic data, unless the viewer is on the case, under an emergency grant,
-    or the student's own school counsellor. Sensitive categories of families show only to their
+    receiving a consented referral, or the student's own school counsellor. Sensitive categories of families show only to their
     owner."""
     classes = frozenset(c for c in classes if class_allowed(roles, entity, c))
     if entity in MINOR_ENTITIES and Condition.MINOR in conditions:

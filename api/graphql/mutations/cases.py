@@ -234,8 +234,11 @@ class CaseMutations:
         async def action(gate: Gate) -> int:
             number = ids.decode(id, "Case")[1]
             (reason_text,) = collect(lambda: _text(reason, 2000, "reason"))
-            case: m.Case = (await gate.for_write(m.Case, number, "update")).row
+            visible = await gate.for_write(m.Case, number, "update")
+            case: m.Case = visible.row
             before = case.status
+            if status == CaseStatus.CLOSED and before != CaseStatus.CLOSED:
+                await gate.end_referrals(visible)
             if status == CaseStatus.CLOSED:
                 still_open = [
                     v
