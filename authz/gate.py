@@ -623,9 +623,6 @@ class Gate:
         health = serving(UnitKind.HEALTH_CENTRE)
         return police, [u for u in (health, community) if u is not None and u != police]
 
-    async def route_lead(self, area_unit_id: int, risk: str) -> int:
-        return (await self.route_team(area_unit_id, risk))[0]
-
     async def set_case_team(self, case: Visible[Any], lead: int, co_units: list[int]) -> list[int]:
         """Hand a case to a new team: lead and co-handling units replaced, active assignments
         ended (their access ends with them). Returns the staff ids whose assignment ended."""

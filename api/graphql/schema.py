@@ -27,7 +27,7 @@ from api.graphql.mutations.cases import CaseMutations
 from api.graphql.mutations.casework import CaseworkMutations, FollowUpMutations
 from api.graphql.mutations.emergency import EmergencyMutations
 from api.graphql.mutations.partners import PartnerMutations
-from api.graphql.mutations.persons import PersonMutations
+from api.graphql.mutations.persons import GuardianMutations, PersonMutations
 from api.graphql.mutations.screening import ScreeningMutations
 from api.graphql.mutations.session import SessionMutations
 from api.graphql.mutations.units import UnitMutations
@@ -46,6 +46,7 @@ SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 class Mutation(
     SessionMutations,
     PersonMutations,
+    GuardianMutations,
     CaseMutations,
     CaseworkMutations,
     FollowUpMutations,

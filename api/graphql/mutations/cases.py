@@ -135,6 +135,31 @@ async def _intake_person(
     return person.id, 0
 
 
+def _routing_alert(
+    case: m.Case,
+    lead: int,
+    gate: Gate,
+    deadlines: dict[RiskLevel, datetime.timedelta],
+    why: str,
+) -> m.Alert:
+    """The alert every routing raises to the case's new lead team, with its tier's deadline."""
+    risk = RiskLevel(case.risk_level)
+    return m.Alert(
+        person_id=case.subject_id,
+        case_id=case.id,
+        channel=case.source_channel,
+        risk_level=risk,
+        summary=f"{why}（{risk.value}风险），请接手",
+        status=AlertStatus.OPEN,
+        area_unit_id=case.area_unit_id,
+        target_unit_id=lead,
+        raised_at=gate.now,
+        routed_at=gate.now,
+        ack_deadline=gate.now + deadlines[risk],
+        created_by_staff_id=gate.subject.staff_id,
+    )
+
+
 def _intervention_target(input: RecordInterventionInput) -> tuple[type, int, str]:
     if (input.case is None) == (input.family is None):
         raise DomainError(ErrorCode.INVALID, "须且只能指定个案或家庭之一", ("case",))
@@ -184,14 +209,12 @@ class CaseMutations:
                 await gate.require(m.Family, family_id, "family")
             staff_id = gate.subject.staff_id
             assert staff_id is not None and gate.subject.unit_id is not None
-            # Opening a case may not widen its opener's access: only someone who may already
-            # identify the person leads and works the case; otherwise it goes to the team the
-            # risk tier routes it to.
+            # The case goes to the team its risk tier routes it to (as when the risk changes).
+            # Opening it may not widen its opener's access: only someone who may already
+            # identify the person is assigned to work it.
             opener_works_it = gate.knows(subject)
-            lead = (
-                gate.subject.unit_id
-                if opener_works_it
-                else await gate.route_lead(subject.row.residence_unit_id, input.risk_level.value)
+            lead, co_units = await gate.route_team(
+                subject.row.residence_unit_id, input.risk_level.value
             )
             case = m.Case(
                 subject_id=subject_id,
@@ -207,6 +230,15 @@ class CaseMutations:
             )
             gate.add(case)
             await gate.flush()
+            for unit_id in co_units:
+                gate.add(m.CaseCoUnit(case_id=case.id, unit_id=unit_id))
+            if lead != gate.subject.unit_id:
+                await gate.insert(
+                    _routing_alert(case, lead, gate, ctx(info).settings.ack_deadlines, "新个案"),
+                    ["risk_level", "summary", "target_unit_id"],
+                    "route",
+                    person_id=subject_id,
+                )
             if opener_works_it:
                 await gate.insert(
                     m.CaseAssignment(case_id=case.id, staff_id=staff_id, assigned_at=gate.now),
@@ -304,19 +336,8 @@ class CaseMutations:
             case.risk_level = risk_level
             lead, co_units = await gate.route_team(case.area_unit_id, risk_level.value)
             ended = await gate.set_case_team(visible, lead, co_units)
-            alert = m.Alert(
-                person_id=case.subject_id,
-                case_id=case.id,
-                channel=case.source_channel,
-                risk_level=risk_level,
-                summary=f"个案风险等级调整为{risk_level.value}，请接手",
-                status=AlertStatus.OPEN,
-                area_unit_id=case.area_unit_id,
-                target_unit_id=lead,
-                raised_at=gate.now,
-                routed_at=gate.now,
-                ack_deadline=gate.now + ctx(info).settings.ack_deadlines[risk_level],
-                created_by_staff_id=gate.subject.staff_id,
+            alert = _routing_alert(
+                case, lead, gate, ctx(info).settings.ack_deadlines, "个案风险等级调整"
             )
             gate.add(alert)
             await gate.flush()

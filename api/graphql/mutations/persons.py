@@ -12,14 +12,15 @@ from api.graphql.errors import UserError
 from api.graphql.mutations.base import collect, reload, run
 from api.graphql.types.enums import (
     Gender,
+    GuardianRelationship,
     MemberRelationship,
     PopulationCategory,
     SpecialFamilyType,
 )
 from api.graphql.types.families import FamilyMemberType, FamilyType
-from api.graphql.types.persons import PersonType
+from api.graphql.types.persons import GuardianType, PersonType
 from authz.entities import Entity
-from authz.gate import Forbidden, Gate
+from authz.gate import Forbidden, Gate, Order
 from domain import models as m
 from domain.errors import DomainError, ErrorCode
 from domain.values import MobilePhone, ResidentId, bounded_text
@@ -247,6 +248,60 @@ class PersonMutations:
         member_id, errors = await run(info, action)
         return FamilyMemberPayload(
             member=await reload(info, FamilyMemberType, member_id, "member"), errors=errors
+        )
+
+
+@strawberry.input
+class AddGuardianInput:
+    ward: relay.GlobalID
+    guardian: relay.GlobalID
+    relationship: GuardianRelationship
+
+
+@strawberry.type
+class GuardianPayload:
+    guardianship: GuardianType | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class GuardianMutations:
+    @strawberry.mutation(
+        description="Record who a minor's guardian (监护人) is: their consent stands for the "
+        "child's under 14."
+    )
+    async def add_guardian(self, info: strawberry.Info, input: AddGuardianInput) -> GuardianPayload:
+        async def action(gate: Gate) -> int:
+            ward_id, guardian_id = collect(
+                lambda: ids.decode(input.ward, "Person", "ward")[1],
+                lambda: ids.decode(input.guardian, "Person", "guardian")[1],
+            )
+            if ward_id == guardian_id:
+                raise DomainError(ErrorCode.INVALID, "不能是本人的监护人", ("guardian",))
+            ward = await gate.require(m.Person, ward_id, "ward")
+            gate.authorize(Entity.GUARDIANSHIP, "create", ward.relations, ward.conditions)
+            guardian = await gate.require(m.Person, guardian_id, "guardian")
+            if not (gate.knows(ward) and gate.knows(guardian)):
+                # A guardian's consent opens the child's record: only someone who may identify
+                # both may say who that is.
+                raise Forbidden("无权登记无法识别身份的人员的监护关系", ("guardian",))
+            links = await gate.children(
+                m.Guardianship,
+                m.Guardianship.ward_id,
+                [ward_id],
+                order=Order(m.Guardianship.id),
+                limit=20,
+            )
+            if guardian_id in {v.row.guardian_id for v in links.get(ward_id, [])}:
+                raise DomainError(ErrorCode.DUPLICATE, "已登记该监护关系", ("guardian",))
+            link = m.Guardianship(
+                ward_id=ward_id, guardian_id=guardian_id, relationship=input.relationship
+            )
+            return await gate.insert(link, ["guardian_id", "relationship"], person_id=ward_id)
+
+        link_id, errors = await run(info, action)
+        return GuardianPayload(
+            guardianship=await reload(info, GuardianType, link_id, "guardianship"), errors=errors
         )
 
 
