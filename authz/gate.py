@@ -654,9 +654,41 @@ class Gate:
         await self.flush()
         return list(ended)
 
-    async def end_referrals(self, case: Visible[Case]) -> list[int]:
-        """Closing a case ends its referrals (offered or accepted): the receiving units' access
-        ends with the case, and reopening it does not bring it back. Each end is logged."""
+    async def end_case_access(self, case: Visible[Case]) -> None:
+        """Closing a case ends what was granted for it: its referrals (offered or accepted) and
+        any break-glass grant still running. Reopening it brings neither back; each end is
+        logged (ADR 0005)."""
+        scoped = {ROW_SCOPE: self.subject.username}
+        running = list(
+            (
+                await self._execute(
+                    select(EmergencyGrant.id)
+                    .where(EmergencyGrant.case_id == case.row.id)
+                    .where(EmergencyGrant.expires_at > self.now)
+                    .execution_options(**scoped)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if running:
+            await self._execute(
+                update(EmergencyGrant)
+                .where(EmergencyGrant.id.in_(running))
+                .values(expires_at=self.now)
+                .execution_options(**scoped)
+            )
+        for grant_id in running:
+            self.record_write(
+                Entity.EMERGENCY_GRANT,
+                grant_id,
+                ["expires_at"],
+                "case_closed",
+                person_id=case.person_id,
+            )
+        await self._end_referrals(case)
+
+    async def _end_referrals(self, case: Visible[Case]) -> None:
         scoped = {ROW_SCOPE: self.subject.username}
         live = Referral.status.in_([ReferralStatus.OFFERED, ReferralStatus.ACCEPTED])
         ended = list(
@@ -681,7 +713,6 @@ class Gate:
             self.record_write(
                 Entity.REFERRAL, referral_id, ["status"], "case_closed", person_id=case.person_id
             )
-        return ended
 
     async def _conditions_holding(self, model: type[Base], record_id: int) -> frozenset[str]:
         """Every row condition that holds for one record, whoever is asking (``Visible``

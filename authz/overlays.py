@@ -62,8 +62,8 @@ def tighten(
     classes: frozenset[FieldClass],
 ) -> frozenset[FieldClass]:
     """Minors show only basic data, unless the viewer is on the case, under an emergency grant,
-    receiving a consented referral, or the student's own school counsellor. Sensitive categories of families show only to their
-    owner."""
+    receiving a consented referral, or the student's own school counsellor. Sensitive
+    categories of families show only to their owner."""
     classes = frozenset(c for c in classes if class_allowed(roles, entity, c))
     if entity in MINOR_ENTITIES and Condition.MINOR in conditions:
         own_counsellor = Relation.SCHOOL in relations and Role.SCHOOL_COUNSELLOR in roles

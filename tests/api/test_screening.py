@@ -92,9 +92,7 @@ SELF_HARM = [1, 0, 0, 0, 0, 0, 0, 0, 1]  # 2: minimal, but item 9
 
 
 async def _campaign(api: Api, name: str) -> str:
-    data = await api.data(
-        "teacher.school2", CAMPAIGN, {"in": {"name": name, "instrument": "PHQ9"}}
-    )
+    data = await api.data("teacher.school2", CAMPAIGN, {"in": {"name": name, "instrument": "PHQ9"}})
     payload = data["createScreeningCampaign"]
     assert payload["errors"] == []
     assert payload["campaign"]["threshold"] == 10
@@ -242,9 +240,7 @@ async def test_results_are_the_school_counsellors_only(api: Api, imported: str) 
     for user in ("leader", "office", "grid.donghu", "social.donghu", "police.donghu", "counselor"):
         theirs = await api.data(user, RESULTS, {"c": imported})
         assert theirs["screeningResults"]["totalCount"] == 0, user
-        one = await api.data(
-            user, "query($id: ID!) { node(id: $id) { id } }", {"id": node["id"]}
-        )
+        one = await api.data(user, "query($id: ID!) { node(id: $id) { id } }", {"id": node["id"]})
         assert one["node"] is None, user
 
 

@@ -270,7 +270,7 @@ class CaseMutations:
             case: m.Case = visible.row
             before = case.status
             if status == CaseStatus.CLOSED and before != CaseStatus.CLOSED:
-                await gate.end_referrals(visible)
+                await gate.end_case_access(visible)
             if status == CaseStatus.CLOSED:
                 still_open = [
                     v
