@@ -540,3 +540,45 @@ async def test_the_case_risk_decides_who_may_be_assigned_not_the_assigners_grant
     volunteer = gid("Staff", api.district.staff["volunteer.li"])
     out = await api.data("zongzhi", ASSIGN, {"case": case, "staff": volunteer})
     assert out["assignCaseWorker"]["errors"] == [{"code": "INVALID", "field": ["staff"]}]
+
+
+UPDATE_CASE = """mutation($id: ID!, $in: UpdateCaseInput!) { updateCase(id: $id, input: $in) {
+  case { supportPlan presentingProblem diagnosis } errors { code field } } }"""
+
+
+async def test_the_support_plan_is_written_by_the_team_within_what_it_may_read(api: Api) -> None:
+    person = await api.data(
+        "social.donghu",
+        """mutation($u: ID!) { createPerson(input: {name: "计划测试", gender: MALE,
+        birthDate: "1970-01-01", residenceUnit: $u}) { person { id } } }""",
+        {"u": gid("Unit", api.district.communities[1]["grid"])},
+    )
+    opened = await api.data(
+        "social.donghu",
+        """mutation($s: ID!) { openCase(input: {subject: $s, sourceChannel: GRID_REPORT,
+        riskLevel: LOW}) { case { id } errors { code } } }""",
+        {"s": person["createPerson"]["person"]["id"]},
+    )
+    case = opened["openCase"]["case"]["id"]
+    plan = "每周电话随访一次；链接社区志愿者陪伴；两周后复评"
+    written = await api.data(
+        "social.donghu", UPDATE_CASE, {"id": case, "in": {"supportPlan": plan}}
+    )
+    assert written["updateCase"] == {
+        "case": {"supportPlan": plan, "presentingProblem": None, "diagnosis": None},
+        "errors": [],
+    }
+    # A social worker does not read clinical data, so may not write it either: nothing changes.
+    clinical = await api.data(
+        "social.donghu", UPDATE_CASE, {"id": case, "in": {"supportPlan": "改", "diagnosis": "x"}}
+    )
+    assert clinical["updateCase"]["errors"] == [{"code": "FORBIDDEN", "field": ["diagnosis"]}]
+    again = await api.data("social.donghu", UPDATE_CASE, {"id": case, "in": {}})
+    assert again["updateCase"]["case"]["supportPlan"] == plan
+    # Outside the team: the case does not exist for you.
+    outsider = await api.data("grid.donghu", UPDATE_CASE, {"id": case, "in": {"supportPlan": "x"}})
+    assert outsider["updateCase"]["errors"][0]["code"] == "NOT_FOUND"
+    too_long = await api.data(
+        "social.donghu", UPDATE_CASE, {"id": case, "in": {"supportPlan": "长" * 5001}}
+    )
+    assert too_long["updateCase"]["errors"][0]["field"] == ["supportPlan"]

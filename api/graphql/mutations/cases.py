@@ -23,10 +23,11 @@ from api.graphql.types.enums import (
 )
 from api.graphql.types.interventions import InterventionType
 from authz.entities import Entity
-from authz.gate import Gate, Order
+from authz.gate import Forbidden, Gate, Order
 from authz.relations import Relation
 from domain import models as m
 from domain.alerts import AlertStatus
+from domain.classification import field_classes
 from domain.errors import DomainError, ErrorCode, NotFound
 
 
@@ -37,6 +38,22 @@ class OpenCaseInput:
     risk_level: RiskLevel
     presenting_problem: str | None = None
     family: relay.GlobalID | None = None
+
+
+@strawberry.input(description="Only the fields given change; an empty string clears one.")
+class UpdateCaseInput:
+    presenting_problem: str | None = None
+    support_plan: str | None = strawberry.field(
+        default=None, description="The personalised support plan (个性化帮扶方案)."
+    )
+    diagnosis: str | None = strawberry.field(default=None, description="Clinical.")
+
+
+CASE_TEXT_FIELDS: tuple[tuple[str, str, int], ...] = (
+    ("presenting_problem", "presentingProblem", 5000),
+    ("support_plan", "supportPlan", 5000),
+    ("diagnosis", "diagnosis", 500),
+)
 
 
 @strawberry.type
@@ -247,6 +264,44 @@ class CaseMutations:
                     person_id=subject_id,
                 )
             gate.record_write(Entity.CASE, case.id, _written(case), "create", person_id=subject_id)
+            return case.id
+
+        case_id, errors = await run(info, action)
+        return CasePayload(case=await reload(info, CaseType, case_id, "case"), errors=errors)
+
+    @strawberry.mutation(
+        description="Write a case's presenting problem, support plan or diagnosis. You may write "
+        "only what you may read (a social worker cannot set a diagnosis)."
+    )
+    async def update_case(
+        self, info: strawberry.Info, id: relay.GlobalID, input: UpdateCaseInput
+    ) -> CasePayload:
+        async def action(gate: Gate) -> int:
+            number = ids.decode(id, "Case")[1]
+            given = [
+                (attr, graph, limit, getattr(input, attr))
+                for attr, graph, limit in CASE_TEXT_FIELDS
+                if getattr(input, attr) is not None
+            ]
+            values = collect(
+                *(
+                    (lambda v=value, n=graph, lim=limit: _text(v, lim, n) or None)
+                    for _, graph, limit, value in given
+                )
+            )
+            visible = await gate.for_write(m.Case, number, "update")
+            case: m.Case = visible.row
+            classes = field_classes(m.Case)
+            changes: dict[str, tuple[object, object]] = {}
+            for (attr, graph, _, _), value in zip(given, values, strict=True):
+                if not gate.knows(visible, classes[attr]):
+                    raise Forbidden("无权填写您无权查看的内容", (graph,))
+                if getattr(case, attr) != value:
+                    changes[attr] = (getattr(case, attr), value)
+                    setattr(case, attr, value)
+            gate.record_write(
+                Entity.CASE, case.id, changes, "update", person_id=case.subject_id, changes=changes
+            )
             return case.id
 
         case_id, errors = await run(info, action)
