@@ -25,6 +25,9 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLRequestData
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
 from strawberry.types import ExecutionResult
 
 from api.auth import TOKEN_PATH, SubjectUser, TokenBackend, load_subject, on_auth_error
@@ -53,7 +56,31 @@ from domain.session import create_engine, session_factory, system_session
 log = logging.getLogger("xinqiao.api")
 
 
+class GuardedTransportWS(BaseGraphQLTransportWSHandler[Any, None]):
+    """graphql-transport-ws with the HTTP guard's document rule: where staff may not run ad-hoc
+    operations (production), a subscription must be a registered document too."""
+
+    async def handle_subscribe(self, message: Any) -> None:
+        view: XinqiaoGraphQL = self.view  # type: ignore[assignment]
+        if self.connection_acknowledged and not view.settings.staff_may_run_adhoc:
+            request = GraphQLRequestData(
+                query=(message.get("payload") or {}).get("query"),
+                variables=None,
+                operation_name=None,
+                extensions=(message.get("payload") or {}).get("extensions"),
+            )
+            problem = resolve_document(request, await view.registries.documents(None))
+            if problem is not None:
+                await self.send_message(
+                    {"id": message["id"], "type": "error", "payload": [problem.formatted]}
+                )
+                return
+            message["payload"]["query"] = request.query
+        await super().handle_subscribe(message)
+
+
 class XinqiaoGraphQL(GraphQL[RequestContext, None]):
+    graphql_transport_ws_handler_class = GuardedTransportWS
     def __init__(
         self, *, policy: Policy, settings: Settings, sessions: Any, engine: Any, tokens: Any
     ) -> None:
@@ -143,7 +170,7 @@ class XinqiaoGraphQL(GraphQL[RequestContext, None]):
                 settings=self.settings,
                 feed=self.feed,
                 new_context=lambda who: self._context(who, request, response),
-                subject=subject,
+                header=request.headers.get("authorization"),
             )
         return self._context(subject, request, response)
 
@@ -152,20 +179,23 @@ class XinqiaoGraphQL(GraphQL[RequestContext, None]):
         staff only, with a live token, within the same request budget as over HTTP."""
         if not isinstance(context, LiveConnection):
             raise ConnectionRejectionError()
-        if not context.subject.authenticated:
-            params = context.connection_params or {}
-            header = params.get("Authorization") or params.get("authorization") or ""
-            scheme, _, token = str(header).partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                raise ConnectionRejectionError({"code": "UNAUTHENTICATED"})
+        params = context.connection_params or {}
+        header = params.get("Authorization") or params.get("authorization") or context.header
+        scheme, _, token = str(header or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ConnectionRejectionError({"code": "UNAUTHENTICATED"})
+
+        async def reload() -> Subject | None:
             try:
-                claims = self.tokens.verify(token.strip())
-                subject = await load_subject(self.engine, claims, None)
+                return await load_subject(self.engine, self.tokens.verify(token.strip()), None)
             except (InvalidToken, ValueError):
-                subject = None
-            if subject is None:
-                raise ConnectionRejectionError({"code": "UNAUTHENTICATED"})
-            context.subject = subject
+                return None
+
+        subject = await reload()
+        if subject is None:
+            raise ConnectionRejectionError({"code": "UNAUTHENTICATED"})
+        context.subject = subject
+        context.reload = reload
         if context.subject.staff_id is None:
             raise ConnectionRejectionError({"code": "FORBIDDEN"})
         if await check_rate(self.request_limiter, f"staff:{context.subject.staff_id}"):

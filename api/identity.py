@@ -255,6 +255,12 @@ def check_scopes(scopes: list[str]) -> list[str]:
     unknown = sorted(set(scopes) - CLIENT_SCOPES)
     if unknown:
         raise IdentityError("INVALID_SCOPE", f"未知的权限范围：{', '.join(unknown)}")
+    if "op:record_intervention" in scopes and "op:read_referred_cases" not in scopes:
+        # Recording on a referred case means finding it: a write-only client finds nothing
+        # but the alerts it raised.
+        raise IdentityError(
+            "INVALID_SCOPE", "op:record_intervention 需要同时授予 op:read_referred_cases"
+        )
     return sorted(set(scopes))
 
 

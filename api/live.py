@@ -17,13 +17,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.exceptions import StrawberryGraphQLError
 
@@ -36,11 +36,16 @@ from domain.session import system_session
 
 log = logging.getLogger("xinqiao.live")
 
-OVERLAP = timedelta(seconds=10)
-"""Re-read this far behind the watermark: a transaction that commits late with an earlier
-``routed_at`` is still seen (and delivered once: the feed remembers what it sent)."""
+OVERLAP = timedelta(minutes=5)
+"""Re-read this far behind the watermark: ``routed_at`` is when a request started, so a
+transaction that commits late (a large import) or a process whose clock lags is still seen, and
+delivered once (the feed remembers what it sent within the window). Server clocks must agree
+within this (NTP)."""
 
+PAGE = 500
 QUEUE_SIZE = 256
+RECHECK = 5.0
+"""Seconds between re-reading a socket's subject (revoked, disabled, roles changed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +63,7 @@ class AlertFeed:
         self._queues: set[asyncio.Queue[list[Routed]]] = set()
         self._task: asyncio.Task[None] | None = None
         self._watermark = utcnow()
-        self._sent: dict[tuple[int, datetime], float] = {}
+        self._sent: dict[tuple[int, datetime], datetime] = {}
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[asyncio.Queue[list[Routed]]]:
@@ -92,27 +97,39 @@ class AlertFeed:
             await asyncio.sleep(self.every)
 
     async def poll(self) -> list[Routed]:
-        """Alerts routed since the watermark (minus the overlap), each delivered once."""
+        """Alerts routed since the watermark (minus the overlap), each delivered once, read in
+        keyset pages so a bulk import of thousands does not starve what follows it."""
         since = self._watermark - OVERLAP
+        rows: list[Any] = []
         async with system_session(self.engine, reason="live alert feed: ids only") as s:
-            rows = (
-                await s.execute(
-                    select(Alert.id, Alert.routed_at, Alert.status)
-                    .where(Alert.routed_at > since)
-                    .order_by(Alert.routed_at, Alert.id)
-                    .limit(1000)
+            after: tuple[datetime, int] | None = None
+            while True:
+                stmt = select(Alert.id, Alert.routed_at, Alert.status).where(
+                    Alert.routed_at > since
                 )
-            ).all()
-        now = time.monotonic()
-        self._sent = {k: t for k, t in self._sent.items() if now - t < 2 * OVERLAP.seconds}
+                if after is not None:
+                    stmt = stmt.where(
+                        or_(
+                            Alert.routed_at > after[0],
+                            and_(Alert.routed_at == after[0], Alert.id > after[1]),
+                        )
+                    )
+                page = (await s.execute(stmt.order_by(Alert.routed_at, Alert.id).limit(PAGE))).all()
+                rows += page
+                if len(page) < PAGE:
+                    break
+                after = (page[-1].routed_at, page[-1].id)
         out: list[Routed] = []
         for alert_id, routed_at, status in rows:
             key = (alert_id, routed_at)
             if key in self._sent:
                 continue
-            self._sent[key] = now
+            self._sent[key] = routed_at
             out.append(Routed(alert_id, status == AlertStatus.ESCALATED))
             self._watermark = max(self._watermark, routed_at)
+        # Forget only what can no longer be re-read (older than the window).
+        horizon = self._watermark - OVERLAP
+        self._sent = {k: at for k, at in self._sent.items() if at > horizon}
         return out
 
 
@@ -153,6 +170,25 @@ class LiveConnection:
     subject: Subject = field(default_factory=Subject.anonymous)
     connection_params: dict[str, Any] | None = None
     request_id: str = "ws"
+    header: str | None = None
+    """The upgrade request's Authorization header, if the client could send one."""
+    reload: Callable[[], Awaitable[Subject | None]] | None = None
+    """Re-reads the subject from its token (None: revoked, disabled, expired)."""
+    _checked: float = 0.0
+
+    async def still_allowed(self) -> bool:
+        """Whether the socket's subject may still receive alerts, re-read at most every few
+        seconds: sign-out, deactivation and role changes reach a socket as they reach HTTP."""
+        if self.expired:
+            return False
+        if self.reload is None or time.monotonic() - self._checked < RECHECK:
+            return True
+        subject = await self.reload()
+        self._checked = time.monotonic()
+        if subject is None or subject.staff_id is None:
+            return False
+        self.subject = subject
+        return True
 
     def begin(self) -> RequestContext:
         context = self.new_context(self.subject)

@@ -65,7 +65,7 @@ from domain.errors import DomainError, ErrorCode, NotFound
 from domain.instruments import DEFINITIONS
 from domain.persons import Person
 from domain.referrals import Referral, ReferralStatus
-from domain.screening import GradeRow, ScreeningCampaign, Tally, suppressed_table
+from domain.screening import BandSpan, GradeRow, ScreeningCampaign, Tally, suppressed_table
 from domain.session import ROW_SCOPE
 from domain.staff import Role
 from domain.units import Unit, UnitKind
@@ -194,12 +194,18 @@ class Gate:
         key = (entity, relations, conditions)
         decision = self._decisions.get(key)
         if decision is None:
-            granted = self._policy.readable(self.subject.roles, entity, relations, conditions)
-            decision = (
-                granted
-                if self._policy.unrestricted
-                else tighten(self.subject.roles, entity, relations, conditions, granted)
-            )
+            roles = self.subject.roles
+            granted = self._policy.readable(roles, entity, relations, conditions)
+            if self._policy.unrestricted:
+                decision = granted
+            else:
+                decision = tighten(roles, entity, relations, conditions, granted)
+                if Relation.REFERRAL in relations:
+                    # A consented referral shares exactly its classes, minor or not (ADR 0005).
+                    shared = self._policy.readable(roles, entity, {Relation.REFERRAL}, conditions)
+                    decision |= tighten(
+                        roles, entity, frozenset({Relation.REFERRAL}), frozenset(), shared
+                    )
             if self.subject.class_cap is not None:
                 decision &= self.subject.class_cap
             self._decisions[key] = decision
@@ -228,10 +234,13 @@ class Gate:
             return true(), links
         relations = self._relations.predicates(entity)
         conditions = self._row_conditions.conditions(entity)
+        only = self.subject.read_relations
         usable = [
             (r, c)
             for r, c in sorted(self.grants(entity))
-            if r in relations and (c == ANY or c in conditions)
+            if r in relations
+            and (c == ANY or c in conditions)
+            and (only is None or r in only)
         ]
         if not usable:
             return None
@@ -296,6 +305,7 @@ class Gate:
         relations = self._relations.predicates(entity)
         conditions = self._row_conditions.conditions(entity)
         parts = []
+        referral_parts = []
         read_relations = self.subject.read_relations
         for r, c in sorted(self.grants(entity)):
             if r not in relations or (c != ANY and c not in conditions):
@@ -306,11 +316,14 @@ class Gate:
                 self.subject.roles, entity, (r,), () if c == ANY else (c,)
             ):
                 continue
-            parts.append(relations[r] if c == ANY else and_(relations[r], conditions[Condition(c)]))
-        if not parts:
+            part = relations[r] if c == ANY else and_(relations[r], conditions[Condition(c)])
+            (referral_parts if r is Relation.REFERRAL else parts).append(part)
+        if not parts and not referral_parts:
             return None
         overlay = minor_overlay_sql(self.subject.roles, entity, field_class, relations, conditions)
-        return or_(*parts) if overlay is None else and_(or_(*parts), overlay)
+        others = or_(*parts) if overlay is None else and_(or_(*parts), overlay)
+        # What a consented referral shares is readable whatever the overlay says (ADR 0005).
+        return or_(others, *referral_parts) if parts else or_(*referral_parts)
 
     def _conditions(
         self, model: type[Base], filters: Sequence[Filter]
@@ -933,10 +946,11 @@ class Gate:
         ):
             raise Forbidden()
         a = Assessment
+        over = (a.score >= campaign.row.threshold).label("over")
         stmt = (
-            select(a.grade, a.severity, a.flagged, func.count())
+            select(a.grade, a.severity, over, func.count())
             .where(a.campaign_id == campaign.row.id)
-            .group_by(a.grade, a.severity, a.flagged)
+            .group_by(a.grade, a.severity, over)
             .execution_options(**{ROW_SCOPE: self.subject.username})
         )
         rows = (await self._execute(stmt)).all()
@@ -951,9 +965,11 @@ class Gate:
                 reason="aggregate",
             )
         )
-        tallies = [Tally(grade or 0, band, bool(flag), int(n)) for grade, band, flag, n in rows]
-        bands = [b.label for b in DEFINITIONS[campaign.row.instrument].bands]
-        return suppressed_table(tallies, bands, small_cell)
+        tallies = [Tally(grade or 0, band, bool(hit), int(n)) for grade, band, hit, n in rows]
+        bands = [
+            BandSpan(b.label, b.low, b.high) for b in DEFINITIONS[campaign.row.instrument].bands
+        ]
+        return suppressed_table(tallies, bands, campaign.row.threshold, small_cell)
 
     async def new_record_relations(
         self, *, area_unit_id: int, school_unit_id: int | None = None

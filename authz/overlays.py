@@ -18,9 +18,10 @@ from domain.classification import FieldClass
 from domain.persons import PopulationCategory as Cat
 from domain.staff import Role
 
-MINOR_EXEMPT_RELATIONS = frozenset({Relation.ASSIGNED, Relation.EMERGENCY, Relation.REFERRAL})
-"""On the case, under an emergency grant, or receiving a valid referral — one resting on consent in
-force, a guardian's under 14, and opening only the classes it shares (ADR 0005)."""
+MINOR_EXEMPT_RELATIONS = frozenset({Relation.ASSIGNED, Relation.EMERGENCY})
+"""On the case or under an emergency grant. A valid referral (consent in force, a guardian's under
+14) lifts the overlay too, but only for the classes readable through the referral itself: the
+gate adds those (ADR 0005), so a referral never unlocks what another relation grants."""
 MINOR_ENTITIES = frozenset({Entity.PERSON, Entity.GUARDIANSHIP, Entity.CONSENT})
 
 CATEGORY_OWNERS: dict[Cat, frozenset[Role]] = {
@@ -62,8 +63,8 @@ def tighten(
     classes: frozenset[FieldClass],
 ) -> frozenset[FieldClass]:
     """Minors show only basic data, unless the viewer is on the case, under an emergency grant,
-    receiving a consented referral, or the student's own school counsellor. Sensitive
-    categories of families show only to their owner."""
+    or the student's own school counsellor. Sensitive categories of families show only to their
+    owner. (What a consented referral shares is added back by the gate.)"""
     classes = frozenset(c for c in classes if class_allowed(roles, entity, c))
     if entity in MINOR_ENTITIES and Condition.MINOR in conditions:
         own_counsellor = Relation.SCHOOL in relations and Role.SCHOOL_COUNSELLOR in roles

@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, Select, and_, false, literal, not_, or_, s
 from authz.entities import Entity
 from authz.subject import Subject
 from domain import models as m
+from domain.cases import SourceChannel
 from domain.consents import ConsentGiver
 from domain.referrals import ReferralStatus
 
@@ -241,8 +242,13 @@ def _alert(c: RelationCompiler) -> Predicates:
     s = c.subject
     team = c.team_cases()
     target = false() if s.unit_id is None else m.Alert.target_unit_id == s.unit_id
+    # A school's screening signal stays with the school until someone opens a case: its risk
+    # level alone would tell a jurisdiction role that a child answered the self-harm item.
+    school_signal = and_(
+        m.Alert.case_id.is_(None), m.Alert.channel == SourceChannel.SCHOOL_SCREENING
+    )
     return {
-        Relation.JURISDICTION: _in(m.Alert.area_unit_id, c.area_units()),
+        Relation.JURISDICTION: and_(_in(m.Alert.area_unit_id, c.area_units()), not_(school_signal)),
         Relation.ASSIGNED: or_(target, _in(m.Alert.case_id, team)),
         Relation.CREATOR: or_(
             _created_recently(c, m.Alert.created_by_staff_id, m.Alert.raised_at),
@@ -283,16 +289,23 @@ def _intervention(c: RelationCompiler) -> Predicates:
 
 
 def _assessment(c: RelationCompiler) -> Predicates:
-    """A case's assessment has the case's relations; a screening result (no case) has its
-    student's, so the school counsellor sees their own school's results and nobody else gains a
-    path to them through the case tree."""
-    by_case = _via(m.Assessment.case_id, m.Case.id, Entity.CASE)(c)
-    by_person = _via(m.Assessment.person_id, m.Person.id, Entity.PERSON)(c)
-    screening = m.Assessment.case_id.is_(None)
-    return {
-        r: or_(by_case.get(r, false()), and_(screening, by_person.get(r, false())))
-        for r in by_case.keys() | by_person.keys()
-    }
+    """A case's assessment has the case's relations. A screening result (no case) belongs to the
+    school that ran the campaign and to nobody else: not to the student's other relations (a
+    referral elsewhere, a jurisdiction), and not to a school the student moves to."""
+    out = dict(_via(m.Assessment.case_id, m.Case.id, Entity.CASE)(c))
+    school = c.subject.unit_id
+    ran_it = (
+        false()
+        if school is None
+        else and_(
+            m.Assessment.case_id.is_(None),
+            m.Assessment.campaign_id.in_(
+                _select(m.ScreeningCampaign.id).where(m.ScreeningCampaign.school_unit_id == school)
+            ),
+        )
+    )
+    out[Relation.SCHOOL] = or_(out.get(Relation.SCHOOL, false()), ran_it)
+    return out
 
 
 def _screening_campaign(c: RelationCompiler) -> Predicates:

@@ -110,7 +110,7 @@ class ParsedFile:
 def _item_column(header: str, items: int) -> int | None:
     """``q3``, ``Q3``, ``3`` or ``第3题`` name item 3."""
     text = header.removeprefix("q").removeprefix("第").removesuffix("题")
-    if text.isdigit() and 1 <= int(text) <= items:
+    if _ascii_digits(text) and 1 <= int(text) <= items:
         return int(text)
     return None
 
@@ -179,6 +179,11 @@ def parse_csv(text: str, instrument: Instrument, *, today: date) -> ParsedFile:
     return out
 
 
+def _ascii_digits(text: str) -> bool:
+    """0-9 only: ``"²".isdigit()`` is true, and ``int("²")`` raises."""
+    return text.isascii() and text.isdigit() and len(text) <= 6
+
+
 def _cell(cells: Sequence[str], index: int) -> str:
     return cells[index].strip() if index < len(cells) else ""
 
@@ -199,7 +204,7 @@ def _row(
     except DomainError as e:
         errors.append(RowError(line, "id_number", e.code, e.message))
     raw_grade = _cell(cells, columns["grade"])
-    grade = int(raw_grade) if raw_grade.isdigit() else 0
+    grade = int(raw_grade) if _ascii_digits(raw_grade) else 0
     if grade not in GRADES:
         errors.append(RowError(line, "grade", ErrorCode.INVALID, "年级须为1到12的数字"))
     class_name = _cell(cells, columns["class"])
@@ -208,7 +213,7 @@ def _row(
     answers: list[int] = []
     for item in sorted(item_at):
         raw = _cell(cells, item_at[item])
-        if not raw.isdigit():
+        if not _ascii_digits(raw):
             errors.append(RowError(line, f"q{item}", ErrorCode.INVALID, "作答须为整数"))
             continue
         answers.append(int(raw))
@@ -230,6 +235,9 @@ def _row(
 class Cell:
     count: int
     suppressed: bool = False
+    published: bool = True
+    """False for a count the table never shows but a reader could work out by subtraction
+    (the students at or above the threshold inside the band the threshold cuts)."""
 
     def shown(self) -> int | None:
         return None if self.suppressed else self.count
@@ -241,60 +249,100 @@ class GradeRow:
     """None: all grades."""
     screened: Cell
     flagged: Cell
+    """At or above the campaign's threshold (self-harm answers are not counted here: that an
+    answer was given below the threshold is itself a disclosure)."""
     bands: dict[str, Cell]
+    cut_band_over: Cell
+    """Unpublished: the students at or above the threshold in the band it cuts."""
 
 
 @dataclass(frozen=True, slots=True)
 class Tally:
     grade: int
     severity: str
-    flagged: bool
+    over: bool
+    """Score at or above the campaign's threshold."""
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class BandSpan:
+    label: str
+    low: int
+    high: int
+
+
+def _grade_row(grade: int | None, bands: Sequence[BandSpan]) -> GradeRow:
+    return GradeRow(
+        grade, Cell(0), Cell(0), {b.label: Cell(0) for b in bands}, Cell(0, published=False)
+    )
+
+
 def suppressed_table(
-    tallies: Iterable[Tally], bands: Sequence[str], threshold: int
+    tallies: Iterable[Tally], bands: Sequence[BandSpan], cut: int, threshold: int
 ) -> tuple[list[GradeRow], GradeRow]:
     """Per-grade counts where no count from 1 to ``threshold - 1`` can be read or worked out.
 
-    Primary suppression hides the small counts; complementary suppression then hides one more
-    cell in any sum (a grade's bands add up to its total; the grades add up to the campaign's)
-    that has exactly one hidden cell, since subtraction would give it back. This is the usual
-    table-level rule, not a full disclosure audit: it protects single tables as published here.
+    * Primary suppression hides the small counts, and a "flagged" or worse-than-lowest band
+      count equal to its grade's total (that would say every student in the grade is affected).
+    * Complementary suppression then hides one more published cell in any sum that has exactly
+      one unknown, since subtraction would give it back. The sums: a grade's bands add up to its
+      total; the bands at or above the threshold (and, when the threshold cuts a band, the
+      unpublished part of that band above it) add up to the flagged count; the grades add up to
+      the campaign's row.
+
+    This is the usual table-level rule for one published table. It does not protect against
+    differencing two publications of a campaign taken before and after a further import.
     """
+    above = [b.label for b in bands if b.low >= cut]
+    cut_band = next((b.label for b in bands if b.low < cut <= b.high), None)
     by_grade: dict[int, GradeRow] = {}
-    total = GradeRow(None, Cell(0), Cell(0), {b: Cell(0) for b in bands})
+    total = _grade_row(None, bands)
     for t in tallies:
-        row = by_grade.setdefault(
-            t.grade, GradeRow(t.grade, Cell(0), Cell(0), {b: Cell(0) for b in bands})
-        )
+        row = by_grade.setdefault(t.grade, _grade_row(t.grade, bands))
         for target in (row, total):
             target.screened.count += t.count
             target.bands[t.severity].count += t.count
-            if t.flagged:
+            if t.over:
                 target.flagged.count += t.count
+                if t.severity == cut_band:
+                    target.cut_band_over.count += t.count
     rows = [by_grade[g] for g in sorted(by_grade)]
+    lowest = bands[0].label
     for row in [*rows, total]:
-        for cell in (row.screened, row.flagged, *row.bands.values()):
+        for cell in (row.screened, row.flagged, row.cut_band_over, *row.bands.values()):
             cell.suppressed = 0 < cell.count < threshold
-    sums: list[tuple[Cell, list[Cell]]] = [
-        (row.screened, list(row.bands.values())) for row in [*rows, total]
-    ]
+        everyone = row.screened.count
+        for cell in (row.flagged, *(c for b, c in row.bands.items() if b != lowest)):
+            if everyone and cell.count == everyone:
+                cell.suppressed = True
+    sums: list[tuple[Cell, list[Cell]]] = []
+    for row in [*rows, total]:
+        sums.append((row.screened, list(row.bands.values())))
+        flagged_parts = [row.bands[b] for b in above]
+        if cut_band is not None:
+            flagged_parts.append(row.cut_band_over)
+        sums.append((row.flagged, flagged_parts))
     sums.append((total.screened, [r.screened for r in rows]))
     sums.append((total.flagged, [r.flagged for r in rows]))
-    sums += [(total.bands[b], [r.bands[b] for r in rows]) for b in bands]
+    sums.append((total.cut_band_over, [r.cut_band_over for r in rows]))
+    sums += [(total.bands[b.label], [r.bands[b.label] for r in rows]) for b in bands]
     changed = True
     while changed:
         changed = False
         for whole, parts in sums:
-            if sum(c.suppressed for c in (whole, *parts)) != 1:
+            # A sum with exactly one unknown gives it away: act when that one is a hidden count
+            # (an unpublished count that is not small may be worked out; it discloses nothing).
+            unknown = [c for c in (whole, *parts) if c.suppressed or not c.published]
+            if len(unknown) != 1 or not unknown[0].suppressed:
                 continue
             candidates = sorted(
-                (c for c in parts if c.count > 0 and not c.suppressed), key=lambda c: c.count
+                (c for c in parts if c.published and c.count > 0 and not c.suppressed),
+                key=lambda c: c.count,
             )
             if candidates:
                 candidates[0].suppressed = True
-            elif whole.count > 0 and not whole.suppressed:
+            elif whole.published and whole.count > 0 and not whole.suppressed:
                 whole.suppressed = True
             else:
                 continue

@@ -8,6 +8,7 @@ message is sent.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from enum import Enum
 
@@ -17,6 +18,9 @@ from api.graphql.selection import requested
 from api.graphql.types.alerts import AlertType
 from api.live import LiveConnection, OverHttpOnly, SessionExpired
 from domain import models as m
+
+IDLE_RECHECK = 30.0
+"""With no alert to deliver, a socket's subject is still re-checked this often."""
 
 
 @strawberry.enum
@@ -43,19 +47,34 @@ class Subscription:
         if not isinstance(live, LiveConnection):
             raise OverHttpOnly()
         names = requested(info, ("alert",))
+        operation = info.operation.name.value if info.operation.name else None
         async with live.feed.subscribe() as queue:
             while True:
-                batch = await queue.get()
-                if live.expired:
+                try:
+                    batch = await asyncio.wait_for(queue.get(), IDLE_RECHECK)
+                except TimeoutError:
+                    batch = []
+                if not await live.still_allowed():
                     raise SessionExpired()
                 for routed in batch:
                     context = live.begin()
-                    context.access_log.operation = info.operation.name and info.operation.name.value
-                    found = await context.gate.by_ids(m.Alert, [routed.alert_id], log_misses=False)
-                    visible = found.get(routed.alert_id)
-                    if visible is None:
-                        await context.close()
-                        live.end()
-                        continue
-                    kind = AlertEventKind.ESCALATED if routed.escalated else AlertEventKind.RAISED
-                    yield AlertEvent(kind=kind, alert=AlertType.from_names(visible, info, names))
+                    try:
+                        context.access_log.operation = operation
+                        found = await context.gate.by_ids(
+                            m.Alert, [routed.alert_id], log_misses=False
+                        )
+                        visible = found.get(routed.alert_id)
+                        if visible is None:
+                            continue
+                        kind = (
+                            AlertEventKind.ESCALATED if routed.escalated else AlertEventKind.RAISED
+                        )
+                        yield AlertEvent(
+                            kind=kind, alert=AlertType.from_names(visible, info, names)
+                        )
+                    finally:
+                        # Delivered: the access-log hook has already closed it. Skipped, failed
+                        # or unsubscribed mid-way: close it here.
+                        if LiveConnection.current() is context:
+                            await context.close()
+                            live.end()

@@ -184,3 +184,86 @@ def test_no_connection_without_a_valid_token(
         with pytest.raises(WebSocketDisconnect) as closed:
             socket.receive_json()
         assert closed.value.code == 4403
+
+
+async def test_a_revoked_token_stops_the_stream(
+    api: Api, server: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api import live
+
+    monkeypatch.setattr(live, "RECHECK", 0.0)
+    token = api.token("zongzhi")
+    with server.websocket_connect("/graphql", subprotocols=PROTOCOL) as socket:
+        socket.send_json(
+            {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+        )
+        assert socket.receive_json()["type"] == "connection_ack"
+        socket.send_json({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIBE}})
+        await _settle()
+        claims = api.app.state.tokens.verify(token)
+        async with system_session(api.engine, reason="test: sign-out revokes the token") as s:
+            s.add(
+                m.RevokedAccessToken(
+                    jti=claims.token_id, expires_at=utcnow() + timedelta(minutes=15)
+                )
+            )
+            await s.commit()
+        await api.data(
+            "hotline",
+            RAISE,
+            {
+                "in": {
+                    "channel": "HOTLINE_96525",
+                    "riskLevel": "LOW",
+                    "areaUnit": gid("Unit", api.district.communities[0]["grid"]),
+                }
+            },
+        )
+        message = await _next(socket)
+        assert message["type"] == "next" and message["payload"]["data"] is None
+        assert message["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_the_feed_delivers_each_routing_once(api: Api) -> None:
+    from api.live import AlertFeed
+
+    feed = AlertFeed(api.engine, 60)
+    feed._watermark = utcnow() - timedelta(minutes=1)
+    await api.data(
+        "hotline",
+        RAISE,
+        {
+            "in": {
+                "channel": "HOTLINE_96525",
+                "riskLevel": "LOW",
+                "areaUnit": gid("Unit", api.district.communities[2]["grid"]),
+            }
+        },
+    )
+    first = await feed.poll()
+    assert first, "the new alert is read"
+    assert await feed.poll() == [] and await feed.poll() == [], "and never again"
+
+
+def test_where_staff_run_only_registered_operations_so_do_subscriptions(api: Api) -> None:
+    settings = api.app.state.settings
+    app = create_app(
+        type(settings)(
+            database_url=api.url, key_dir=settings.key_dir, scheduler_seconds=0, staff_adhoc=False
+        )
+    )
+    with (
+        TestClient(app) as client,
+        client.websocket_connect("/graphql", subprotocols=PROTOCOL) as socket,
+    ):
+        socket.send_json(
+            {
+                "type": "connection_init",
+                "payload": {"Authorization": f"Bearer {api.token('zongzhi')}"},
+            }
+        )
+        assert socket.receive_json()["type"] == "connection_ack"
+        socket.send_json({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIBE}})
+        refused = socket.receive_json()
+        assert refused["type"] == "error"
+        assert refused["payload"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_ALLOWED"

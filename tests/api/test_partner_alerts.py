@@ -15,7 +15,8 @@ def gid(type_name: str, number: int) -> str:
 
 
 RAISE = """mutation Raise($in: RaiseAlertInput!) { raiseAlert(input: $in) {
-  alert { id status riskLevel summary redactedFields } errors { code field } } }"""
+  alert { id status riskLevel summary redactedFields person { id cases { id } } }
+  errors { code field } } }"""
 FOLLOW = """query Mine { alerts(first: 50) { totalCount edges { node { id status summary
   targetUnit { id } redactedFields } } } }"""
 SNOOP = "query Snoop($id: ID!) { node(id: $id) { id } }"
@@ -101,6 +102,53 @@ async def test_a_write_only_client_follows_only_the_alerts_it_raised(api: Api) -
         body = await _run(api, writer, document, variables)
         assert body.get("data") is None
         assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_a_write_only_client_cannot_probe_who_is_referred(api: Api) -> None:
+    """Naming a person referred to the agency and naming anyone else get the same answer, and
+    nothing about the person comes back nested under the alert."""
+    writer = await _client(api, "探测测试", ["op:create_alert"])
+    area = gid("Unit", api.district.communities[0]["grid"])
+    answers = []
+    for person in (api.district.records[1]["referred_subject"], api.district.records[0]["adult"]):
+        body = await _run(
+            api,
+            writer,
+            RAISE,
+            {
+                "in": {
+                    "channel": "HOTLINE_96525",
+                    "riskLevel": "LOW",
+                    "areaUnit": area,
+                    "person": gid("Person", person),
+                }
+            },
+        )
+        answers.append(body["data"]["raiseAlert"])
+    assert answers[0] == answers[1]
+    assert answers[0]["errors"][0]["code"] == "NOT_FOUND"
+    anonymous = await _run(
+        api,
+        writer,
+        RAISE,
+        {"in": {"channel": "HOTLINE_96525", "riskLevel": "LOW", "areaUnit": area}},
+    )
+    assert anonymous["data"]["raiseAlert"]["alert"]["person"] is None
+
+
+async def test_recording_interventions_needs_the_read_scope(api: Api) -> None:
+    bad = await api.data(
+        "admin",
+        REGISTER,
+        {
+            "in": {
+                "name": "只写干预",
+                "unit": gid("Unit", api.district.units["partner"]),
+                "scopes": ["op:record_intervention"],
+            }
+        },
+    )
+    assert bad["registerPartnerClient"]["errors"][0]["code"] == "INVALID_SCOPE"
 
 
 async def test_a_client_without_the_alert_scope_cannot_raise_one(api: Api) -> None:

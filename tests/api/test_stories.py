@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from domain import models as m
 from domain.session import system_session
@@ -372,10 +372,26 @@ async def test_story_hotline_call_about_a_student_with_suicidal_ideation(api: Ap
     )
     assert closed["case"]["status"] == "CLOSED"
 
-    # The case is closed: the referral ends with it, and the police's high-risk access lapses.
+    # The case is closed: the referral and the break-glass grant end with it (both logged),
+    # and the police's high-risk access lapses.
     assert await case_as(api, "psychiatrist", case) is None
-    police_after = await case_as(api, "police.donghu", case)
-    assert police_after is None or police_after["subject"]["phone"] is None
+    assert await case_as(api, "police.donghu", case) is None
+    grant = await api.data(
+        "auditor",
+        "query($id: ID!) { node(id: $id) { ... on EmergencyAccess { expiresAt } } }",
+        {"id": glass["access"]["id"]},
+    )
+    assert datetime.fromisoformat(grant["node"]["expiresAt"]) <= datetime.now(UTC)
+    async with system_session(api.engine, reason="test assertion") as s:
+        ended = (
+            await s.execute(
+                select(m.AccessEvent.entity).where(
+                    m.AccessEvent.reason == "case_closed",
+                    m.AccessEvent.person_id == number_of(student),
+                )
+            )
+        ).scalars()
+        assert sorted(ended) == ["emergency_grant", "referral"]
 
     # The mother can be told who saw her daughter's record, and why.
     history = await api.data(

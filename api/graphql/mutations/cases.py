@@ -263,7 +263,14 @@ class CaseMutations:
                     "assign",
                     person_id=subject_id,
                 )
-            gate.record_write(Entity.CASE, case.id, _written(case), "create", person_id=subject_id)
+            gate.record_write(
+                Entity.CASE,
+                case.id,
+                [*_written(case), *(["co_units"] if co_units else [])],
+                "create",
+                person_id=subject_id,
+                changes={"co_units": ("", ",".join(map(str, co_units)))} if co_units else None,
+            )
             return case.id
 
         case_id, errors = await run(info, action)

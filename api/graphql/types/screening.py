@@ -38,7 +38,8 @@ class GradeAggregate:
     grade: int | None
     screened: CountCell
     flagged: CountCell = strawberry.field(
-        description="At or above the campaign's threshold, or a self-harm answer."
+        description="At or above the campaign's threshold. (Self-harm answers below it raise "
+        "alerts but are not counted here: the count itself would disclose them.)"
     )
     bands: list[BandCount]
 
