@@ -21,6 +21,7 @@ install: $(STAMP)
 
 run: $(STAMP)
 	mkdir -p var
+	$(BIN)/xinqiao keys init
 	$(BIN)/xinqiao db upgrade
 	$(BIN)/xinqiao demo --persons $(DEMO_PERSONS) --if-empty
 	@echo "GraphiQL: http://127.0.0.1:8000/graphql  (token: $(BIN)/xinqiao token grid.donghu)"

@@ -36,6 +36,8 @@ from api.graphql.guard import check_client_operation, check_rate, resolve_docume
 from api.graphql.schema import build_schema
 from api.identity import IdentityError, exchange_client_credentials
 from api.jobs import run_forever
+from api.keyring import KeyProblem, KeyRing
+from api.keyring import verify as verify_keys
 from api.live import AlertFeed, LiveConnection
 from api.ratelimit import RateLimiter, RedisRateLimiter
 from api.settings import Settings
@@ -81,6 +83,7 @@ class GuardedTransportWS(BaseGraphQLTransportWSHandler[Any, None]):
 
 class XinqiaoGraphQL(GraphQL[RequestContext, None]):
     graphql_transport_ws_handler_class = GuardedTransportWS
+
     def __init__(
         self, *, policy: Policy, settings: Settings, sessions: Any, engine: Any, tokens: Any
     ) -> None:
@@ -325,6 +328,7 @@ def create_app(settings: Settings | None = None, *, policy: Policy | None = None
     settings = settings or Settings.from_env()
     if isinstance(policy, AllowAllPolicy) and settings.production:
         raise SystemExit("the allow-all policy is for benchmarks and tests, never production")
+    keys = KeyRing.load(settings.key_dir, suite=settings.cipher_suite)  # refuses without a key
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     policy = policy or Policy()
@@ -397,6 +401,11 @@ def create_app(settings: Settings | None = None, *, policy: Policy | None = None
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        try:
+            await verify_keys(engine, keys)  # refuses the wrong key before serving anything
+        except KeyProblem as problem:
+            log.error("refusing to start: %s", problem)
+            raise RuntimeError(str(problem)) from None
         scheduler = None
         if settings.scheduler_seconds > 0:
             scheduler = asyncio.create_task(
@@ -442,6 +451,7 @@ def create_app(settings: Settings | None = None, *, policy: Policy | None = None
         lifespan=lifespan,
     )
     app.state.engine = engine
+    app.state.keys = keys
     app.state.graphql = graphql
     app.state.tokens = tokens
     app.state.settings = settings

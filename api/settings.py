@@ -52,6 +52,8 @@ class Settings:
     """Accept staff tokens from this external identity provider too (with the two below)."""
     oidc_audience: str | None = None
     oidc_jwks_file: Path | None = None
+    cipher_suite: str = "aes256gcm"
+    """Field encryption: aes256gcm, or sm4gcm (with HMAC-SM3) for a national-cryptography suite."""
     audit_hash: str = "sha256"
     """Hash of the access-log chain: sha256, or sm3 for a national-cryptography suite."""
     audit_checkpoint_every: int = 10_000
@@ -81,6 +83,7 @@ class Settings:
                 max_query_depth=int(e.get("XINQIAO_MAX_QUERY_DEPTH", d.max_query_depth)),
                 max_body_bytes=int(e.get("XINQIAO_MAX_BODY_BYTES", d.max_body_bytes)),
                 audit_hash=e.get("XINQIAO_AUDIT_HASH", d.audit_hash),
+                cipher_suite=e.get("XINQIAO_CIPHER_SUITE", d.cipher_suite),
                 audit_checkpoint_every=int(
                     e.get("XINQIAO_AUDIT_CHECKPOINT_EVERY", d.audit_checkpoint_every)
                 ),
@@ -115,6 +118,10 @@ class Settings:
             raise SystemExit(f"invalid configuration: {exc}") from None
 
     def __post_init__(self) -> None:
+        if self.cipher_suite not in ("aes256gcm", "sm4gcm"):
+            raise SystemExit(
+                "invalid configuration: XINQIAO_CIPHER_SUITE must be aes256gcm or sm4gcm"
+            )
         if self.audit_hash not in ("sha256", "sm3"):
             raise SystemExit("invalid configuration: XINQIAO_AUDIT_HASH must be sha256 or sm3")
         if self.small_cell_threshold < 2:

@@ -17,6 +17,7 @@ from domain.identity import (
     RevokedAccessToken,
 )
 from domain.interventions import Intervention
+from domain.keys import DataKeyRecord, KeyVersion
 from domain.persons import Guardianship, Person, PersonCategory
 from domain.referrals import Referral
 from domain.screening import ScreeningCampaign
@@ -42,6 +43,8 @@ __all__ = [
     "FollowUp",
     "Guardianship",
     "Intervention",
+    "DataKeyRecord",
+    "KeyVersion",
     "LoginAttempt",
     "PartnerClient",
     "PersistedQuery",

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from api.app import create_app
 from api.cli.demo import District, load_demo
+from api.keyring import init_keys
 from api.settings import Settings
 from domain.session import create_engine
 from migrations import runner
@@ -125,6 +126,7 @@ async def _make_api(backend: str, root: Path) -> tuple[Api, str | None]:
     engine = create_engine(url)
     await runner.upgrade(engine)
     district = await load_demo(engine, persons=DEMO_PERSONS, seed=11)
+    init_keys(root / "keys")
     settings = Settings(database_url=url, key_dir=root / "keys")
     app = create_app(settings)
     return Api(backend, app, app.state.engine, district, url), pg_name

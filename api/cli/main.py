@@ -12,6 +12,7 @@ from sqlalchemy import select
 from api.cli.audit import audit as audit_commands
 from api.cli.identity import partner as partner_commands
 from api.cli.identity import password as password_command
+from api.cli.keys import keys as keys_commands
 from api.settings import Settings
 
 
@@ -243,6 +244,7 @@ def run_once() -> None:
 cli.add_command(audit_commands)
 cli.add_command(partner_commands)
 cli.add_command(password_command)
+cli.add_command(keys_commands)
 
 if __name__ == "__main__":
     cli()

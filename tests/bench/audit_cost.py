@@ -22,6 +22,7 @@ import httpx
 
 from api.app import create_app
 from api.cli.demo import district_ids
+from api.keyring import init_keys
 from api.settings import Settings
 from audit.keys import AUDIT_SIGNING_KEY, load_or_create_ed25519
 from audit.log import RequestAccessLog, append
@@ -32,6 +33,7 @@ from tests.bench.privacy_cost import QUERY, prepare
 
 
 async def logging_cost(url: str, runs: int, key_dir: Path) -> dict[str, Any]:
+    init_keys(key_dir)
     app = create_app(Settings(database_url=url, key_dir=key_dir))
     d = await district_ids(app.state.engine)
     token = app.state.tokens.issue(

@@ -20,6 +20,7 @@ import httpx
 
 from api.app import create_app
 from api.cli.demo import DemoExists, district_ids, load_demo
+from api.keyring import init_keys
 from api.settings import Settings
 from authz.policy import AllowAllPolicy, Policy
 from domain.session import create_engine
@@ -44,6 +45,7 @@ async def prepare(url: str, persons: int) -> None:
 
 
 async def measure(url: str, policy: Policy, user: str, runs: int, key_dir: Path) -> list[float]:
+    init_keys(key_dir)
     app = create_app(Settings(database_url=url, key_dir=key_dir), policy=policy)
     d = await district_ids(app.state.engine)
     token = app.state.tokens.issue(staff_id=d.staff[user], username=user, ttl_seconds=3600)

@@ -64,7 +64,7 @@ async def test_fresh_database_demo_and_token(empty_database: str, tmp_path: Path
     env = {"XINQIAO_DATABASE_URL": empty_database, "XINQIAO_KEY_DIR": str(tmp_path / "keys")}
     up = cli(["db", "upgrade"], env)
     assert up.returncode == 0, up.stderr
-    assert "0008" in up.stdout
+    assert "0009" in up.stdout
     demo = cli(["demo", "--persons", "300", "--seed", "3"], env)
     assert demo.returncode == 0, demo.stderr
     again = cli(["demo"], env)
@@ -93,9 +93,11 @@ async def test_audit_commands(empty_database: str, tmp_path: Path) -> None:
     assert cli(["db", "upgrade"], env).returncode == 0
     assert cli(["demo", "--persons", "50"], env).returncode == 0
     from api.app import create_app
+    from api.keyring import init_keys
     from api.settings import Settings
     from tests.conftest import Api
 
+    init_keys(tmp_path / "keys")
     app = create_app(Settings(database_url=empty_database, key_dir=tmp_path / "keys"))
     from api.cli.demo import district_ids
 

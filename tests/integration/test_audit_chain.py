@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from api.app import create_app
 from api.cli.demo import load_demo
+from api.keyring import init_keys
 from api.settings import Settings
 from audit.keys import AUDIT_SIGNING_KEY, load_or_create_ed25519
 from audit.log import append
@@ -35,6 +36,7 @@ async def fresh(empty_database: str, tmp_path: Path) -> Api:
     await runner.upgrade(engine)
     district = await load_demo(engine, persons=50, seed=5)
     await engine.dispose()
+    init_keys(tmp_path / "keys")
     app = create_app(Settings(database_url=empty_database, key_dir=tmp_path / "keys"))
     api = Api("fresh", app, app.state.engine, district, empty_database)
     yield api
@@ -272,6 +274,7 @@ async def test_checkpoints_are_signed_periodically(empty_database: str, tmp_path
     await runner.upgrade(engine)
     district = await load_demo(engine, persons=20, seed=2)
     await engine.dispose()
+    init_keys(tmp_path / "keys")
     settings = replace(
         Settings(database_url=empty_database, key_dir=tmp_path / "keys"), audit_checkpoint_every=10
     )

@@ -1,0 +1,123 @@
+"""Key-encryption keys from the operator's side: ``xinqiao keys`` and the start-up checks.
+
+The server refuses to start without a key or with the wrong one, and says why; rotation
+re-wraps every data key, survives being stopped half-way, and leaves every key usable; a
+retired version's file can go; an erased owner's data key is gone."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from starlette.testclient import TestClient
+
+from api import keyring
+from api.app import create_app
+from api.settings import Settings
+from domain.keys import DataKeyRecord
+from domain.session import create_engine, system_session
+from migrations import runner
+from tests.cli.test_cli import cli
+
+
+def test_init_creates_private_keys_once(tmp_path: Path) -> None:
+    env = {"XINQIAO_KEY_DIR": str(tmp_path / "keys")}
+    first = cli(["keys", "init"], env)
+    assert first.returncode == 0 and "kek-v1.key" in first.stdout
+    for name in ("kek-v1.key", "blind-index.key"):
+        path = tmp_path / "keys" / name
+        assert path.stat().st_mode & 0o777 == 0o600 and len(path.read_bytes()) == 32
+    again = cli(["keys", "init"], env)
+    assert again.returncode == 0 and "already" in again.stdout
+
+
+def test_no_key_no_server(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="no key-encryption key"):
+        create_app(Settings(database_url="sqlite+aiosqlite://", key_dir=tmp_path / "none"))
+    keyring.init_keys(tmp_path / "loose")
+    os.chmod(tmp_path / "loose" / "kek-v1.key", 0o644)
+    with pytest.raises(SystemExit, match="readable by others"):
+        create_app(Settings(database_url="sqlite+aiosqlite://", key_dir=tmp_path / "loose"))
+
+
+async def test_the_wrong_key_is_refused_at_start_up(empty_database: str, tmp_path: Path) -> None:
+    engine = create_engine(empty_database)
+    await runner.upgrade(engine)
+    await engine.dispose()
+    keyring.init_keys(tmp_path / "keys")
+    settings = Settings(database_url=empty_database, key_dir=tmp_path / "keys", scheduler_seconds=0)
+    with TestClient(create_app(settings)) as client:  # first start registers the key
+        assert client.get("/healthz").status_code == 200
+    (tmp_path / "keys" / "kek-v1.key").unlink()
+    keyring.init_keys(tmp_path / "keys")  # a different key under the same version
+    with pytest.raises(RuntimeError, match="check value mismatch"), TestClient(create_app(settings)):
+        pass
+
+
+async def test_rotation_survives_a_stop_and_erasure_destroys_the_key(
+    empty_database: str, tmp_path: Path
+) -> None:
+    engine = create_engine(empty_database)
+    await runner.upgrade(engine)
+    key_dir = tmp_path / "keys"
+    keyring.init_keys(key_dir)
+    ring = keyring.KeyRing.load(key_dir)
+    await keyring.verify(engine, ring)
+    keys = {}
+    async with system_session(engine, reason="test setup") as s:
+        for n in range(23):
+            keys[f"person:{n}"] = await keyring.create_data_key(s, ring, f"person:{n}")
+        await s.commit()
+
+    keyring.add_version(key_dir)
+    ring2 = keyring.KeyRing.load(key_dir)
+    await keyring.verify(engine, ring2)
+    # Stopped after two batches of five (as a kill would), then resumed to the end.
+    assert await keyring.rotate(engine, ring2, batch=5, max_batches=2) == 10
+    async with system_session(engine, reason="test") as s:
+        mixed = await keyring.load_data_keys(s, ring2, list(keys))
+    assert mixed == keys, "half-rotated: every key still unwraps, under either version"
+    seen: list[tuple[int, int]] = []
+    assert (
+        await keyring.rotate(engine, ring2, batch=5, progress=lambda d, t: seen.append((d, t)))
+        == 13
+    )
+    assert seen[-1] == (13, 13)
+    async with system_session(engine, reason="test") as s:
+        versions = set((await s.execute(select(DataKeyRecord.kek_version))).scalars())
+        assert versions == {2}
+        assert await keyring.load_data_keys(s, ring2, list(keys)) == keys
+    # Version 1 is no longer needed: retire it and its file can be destroyed.
+    await keyring.retire(engine, 1)
+    (key_dir / "kek-v1.key").unlink()
+    ring3 = keyring.KeyRing.load(key_dir)
+    await keyring.verify(engine, ring3)
+    async with system_session(engine, reason="test: erase person 3") as s:
+        assert await keyring.destroy_data_key(s, "person:3")
+        await s.commit()
+    async with system_session(engine, reason="test") as s:
+        left = await keyring.load_data_keys(s, ring3, list(keys))
+    assert "person:3" not in left and len(left) == 22
+    await engine.dispose()
+
+
+async def test_the_cli_rotates(empty_database: str, tmp_path: Path) -> None:
+    env = {"XINQIAO_DATABASE_URL": empty_database, "XINQIAO_KEY_DIR": str(tmp_path / "keys")}
+    assert cli(["db", "upgrade"], env).returncode == 0
+    assert cli(["keys", "init"], env).returncode == 0
+    engine = create_engine(empty_database)
+    ring = keyring.KeyRing.load(tmp_path / "keys")
+    await keyring.verify(engine, ring)
+    async with system_session(engine, reason="test setup") as s:
+        await keyring.create_data_key(s, ring, "family:1")
+        await s.commit()
+    await engine.dispose()
+    assert cli(["keys", "add-version"], env).returncode == 0
+    rotated = cli(["keys", "rotate", "--batch", "1"], env)
+    assert rotated.returncode == 0, rotated.stderr
+    assert "1 data keys now wrapped under version 2" in rotated.stdout
+    assert "re-wrapped 1/1" in rotated.stderr
+    refused = cli(["keys", "retire", "2"], env)
+    assert refused.returncode != 0 and "rotate first" in refused.stderr
