@@ -36,7 +36,8 @@ from api.graphql.guard import check_client_operation, check_rate, resolve_docume
 from api.graphql.schema import build_schema
 from api.identity import IdentityError, exchange_client_credentials
 from api.jobs import run_forever
-from api.keyring import KeyProblem, KeyRing
+from api.keyring import KeyProblem
+from api.keyring import load as load_keys
 from api.keyring import verify as verify_keys
 from api.live import AlertFeed, LiveConnection
 from api.ratelimit import RateLimiter, RedisRateLimiter
@@ -85,7 +86,14 @@ class XinqiaoGraphQL(GraphQL[RequestContext, None]):
     graphql_transport_ws_handler_class = GuardedTransportWS
 
     def __init__(
-        self, *, policy: Policy, settings: Settings, sessions: Any, engine: Any, tokens: Any
+        self,
+        *,
+        policy: Policy,
+        settings: Settings,
+        sessions: Any,
+        engine: Any,
+        tokens: Any,
+        keys: Any,
     ) -> None:
         super().__init__(
             build_schema(settings),
@@ -97,6 +105,7 @@ class XinqiaoGraphQL(GraphQL[RequestContext, None]):
             allowed_origins=settings.cors_origins,
         )
         self.feed = AlertFeed(engine, settings.alert_feed_seconds)
+        self.keys = keys
         self.policy = policy
         self.settings = settings
         self.sessions = sessions
@@ -216,6 +225,7 @@ class XinqiaoGraphQL(GraphQL[RequestContext, None]):
             user_agent=request.headers.get("user-agent"),
             traceparent=request.headers.get("traceparent"),
             hash_value=self.hash_value,
+            keys=self.keys,
         )
         context.access_log.signer = self.signer
         context.access_log.checkpoint_every = self.settings.audit_checkpoint_every
@@ -328,7 +338,7 @@ def create_app(settings: Settings | None = None, *, policy: Policy | None = None
     settings = settings or Settings.from_env()
     if isinstance(policy, AllowAllPolicy) and settings.production:
         raise SystemExit("the allow-all policy is for benchmarks and tests, never production")
-    keys = KeyRing.load(settings.key_dir, suite=settings.cipher_suite)  # refuses without a key
+    keys = load_keys(settings.key_dir, suite=settings.cipher_suite)  # refuses without a key
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     policy = policy or Policy()
@@ -345,7 +355,7 @@ def create_app(settings: Settings | None = None, *, policy: Policy | None = None
             settings.oidc_jwks_file,
         )
     graphql = XinqiaoGraphQL(
-        policy=policy, settings=settings, sessions=sessions, engine=engine, tokens=tokens
+        policy=policy, settings=settings, sessions=sessions, engine=engine, tokens=tokens, keys=keys
     )
 
     async def healthz(_request: Request) -> Response:

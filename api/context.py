@@ -22,6 +22,7 @@ from authz.gate import Gate
 from authz.policy import Policy
 from authz.purpose import PurposeNotAllowed, resolve_purpose
 from authz.subject import Subject
+from domain.keys import KeyRing
 
 PURPOSE_HEADER = "X-Purpose-Of-Use"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -110,6 +111,7 @@ def build_context(
     user_agent: str | None = None,
     traceparent: str | None = None,
     hash_value: Callable[[object], str] | None = None,
+    keys: KeyRing | None = None,
 ) -> RequestContext:
     session = sessions()
     refused = False
@@ -127,7 +129,7 @@ def build_context(
         hash_alg=settings.audit_hash,
         hash_value=hash_value,
     )
-    gate = Gate(session=session, subject=subject, policy=policy, sink=access_log)
+    gate = Gate(session=session, subject=subject, policy=policy, sink=access_log, keys=keys)
     return RequestContext(
         subject=subject,
         settings=settings,

@@ -17,15 +17,24 @@ import os
 import re
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from domain.base import utcnow
-from domain.encryption import DataKey, KeyEncryptionKey, Suite, new_data_key
-from domain.keys import DataKeyRecord, KeyVersion
+from domain.encryption import KeyEncryptionKey, Suite
+from domain.keys import (
+    DataKeyRecord,
+    KeyRing,
+    KeyVersion,
+    create_data_key,
+    destroy_data_key,
+    key_for,
+    load_data_keys,
+)
+from domain.sealing import seal
 from domain.session import system_session
 
 KEK_FILE = re.compile(r"^kek-v([1-9][0-9]{0,5})\.key$")
@@ -36,49 +45,36 @@ class KeyProblem(SystemExit):
     """The server must not start (or the command not run): the message says why and what to do."""
 
 
-@dataclass(frozen=True)
-class KeyRing:
-    keks: dict[int, KeyEncryptionKey]
-    index_key: bytes
-    suite: Suite = Suite.AES256_GCM
-
-    @property
-    def current(self) -> KeyEncryptionKey:
-        return self.keks[max(self.keks)]
-
-    @classmethod
-    def load(
-        cls, key_dir: Path, env: Mapping[str, str] | None = None, suite: str = "aes256gcm"
-    ) -> KeyRing:
-        e = os.environ if env is None else env
-        keks: dict[int, KeyEncryptionKey] = {}
-        if key_dir.is_dir():
-            for path in sorted(key_dir.iterdir()):
-                match = KEK_FILE.match(path.name)
-                if match:
-                    _check_private(path)
-                    keks[int(match.group(1))] = _kek(int(match.group(1)), path.read_bytes(), path)
-        for name, value in e.items():
-            match = re.fullmatch(r"XINQIAO_KEK_V([1-9][0-9]{0,5})", name)
+def load(key_dir: Path, env: Mapping[str, str] | None = None, suite: str = "aes256gcm") -> KeyRing:
+    e = os.environ if env is None else env
+    keks: dict[int, KeyEncryptionKey] = {}
+    if key_dir.is_dir():
+        for path in sorted(key_dir.iterdir()):
+            match = KEK_FILE.match(path.name)
             if match:
-                raw = _b64(value, name)
-                keks[int(match.group(1))] = _kek(int(match.group(1)), raw, name)
-        if not keks:
-            raise KeyProblem(
-                f"no key-encryption key: expected {key_dir}/kek-v1.key or XINQIAO_KEK_V1 "
-                "(development: run `xinqiao keys init`; production: see docs/encryption.md)"
-            )
-        index_path = key_dir / INDEX_FILE
-        if "XINQIAO_INDEX_KEY" in e:
-            index_key = _b64(e["XINQIAO_INDEX_KEY"], "XINQIAO_INDEX_KEY")
-        elif index_path.exists():
-            _check_private(index_path)
-            index_key = index_path.read_bytes()
-        else:
-            raise KeyProblem(f"no blind-index key: expected {index_path} or XINQIAO_INDEX_KEY")
-        if len(index_key) != 32:
-            raise KeyProblem("the blind-index key must be 32 bytes")
-        return cls(keks, index_key, Suite.named(suite))
+                _check_private(path)
+                keks[int(match.group(1))] = _kek(int(match.group(1)), path.read_bytes(), path)
+    for name, value in e.items():
+        match = re.fullmatch(r"XINQIAO_KEK_V([1-9][0-9]{0,5})", name)
+        if match:
+            raw = _b64(value, name)
+            keks[int(match.group(1))] = _kek(int(match.group(1)), raw, name)
+    if not keks:
+        raise KeyProblem(
+            f"no key-encryption key: expected {key_dir}/kek-v1.key or XINQIAO_KEK_V1 "
+            "(development: run `xinqiao keys init`; production: see docs/encryption.md)"
+        )
+    index_path = key_dir / INDEX_FILE
+    if "XINQIAO_INDEX_KEY" in e:
+        index_key = _b64(e["XINQIAO_INDEX_KEY"], "XINQIAO_INDEX_KEY")
+    elif index_path.exists():
+        _check_private(index_path)
+        index_key = index_path.read_bytes()
+    else:
+        raise KeyProblem(f"no blind-index key: expected {index_path} or XINQIAO_INDEX_KEY")
+    if len(index_key) != 32:
+        raise KeyProblem("the blind-index key must be 32 bytes")
+    return KeyRing(keks, index_key, Suite.named(suite))
 
 
 def _kek(version: int, raw: bytes, source: object) -> KeyEncryptionKey:
@@ -150,39 +146,6 @@ async def verify(engine: AsyncEngine, ring: KeyRing) -> None:
                 f"data keys are wrapped under key version(s) {missing}, whose key is not loaded"
             )
         await s.commit()
-
-
-async def create_data_key(session: AsyncSession, ring: KeyRing, owner: str) -> DataKey:
-    """A new data key for ``owner``, stored wrapped under the current version."""
-    record = DataKeyRecord(
-        owner=owner,
-        suite=int(ring.suite),
-        kek_version=ring.current.version,
-        wrapped=b"",
-        created_at=utcnow(),
-    )
-    session.add(record)
-    await session.flush()  # the id is part of the wrapping's associated data
-    key = new_data_key(record.id, ring.suite)
-    record.wrapped = ring.current.wrap(key, owner)
-    await session.flush()
-    return key
-
-
-async def load_data_keys(
-    session: AsyncSession, ring: KeyRing, owners: list[str]
-) -> dict[str, DataKey]:
-    """Unwrap the data keys of ``owners`` in one query (erased owners are simply absent)."""
-    rows = (
-        await session.execute(select(DataKeyRecord).where(DataKeyRecord.owner.in_(owners)))
-    ).scalars()
-    return {r.owner: ring.keks[r.kek_version].unwrap(r.wrapped, r.id, r.owner) for r in rows}
-
-
-async def destroy_data_key(session: AsyncSession, owner: str) -> bool:
-    """Crypto-shredding: without its data key, everything encrypted for ``owner`` is noise."""
-    done = await session.execute(delete(DataKeyRecord).where(DataKeyRecord.owner == owner))
-    return bool(done.rowcount)
 
 
 async def rotate(
@@ -261,3 +224,30 @@ async def retire(engine: AsyncEngine, version: int) -> None:
             update(KeyVersion).where(KeyVersion.version == version).values(retired_at=utcnow())
         )
         await s.commit()
+
+
+async def seal_row(
+    session: AsyncSession, ring: KeyRing, row: Any, values: Mapping[str, str | None]
+) -> None:
+    """Seal plain values into a row's encrypted columns (operator paths: demo, imports). The
+    row is flushed first if it has no id yet (the id is part of the associated data)."""
+    if row.id is None:
+        await session.flush()
+    key = await key_for(session, ring, row.key_owner)
+    seal(row, key, values, index_key=ring.index_key, suite=ring.suite)
+
+
+__all__ = [
+    "KeyProblem",
+    "KeyRing",
+    "add_version",
+    "create_data_key",
+    "destroy_data_key",
+    "init_keys",
+    "load",
+    "load_data_keys",
+    "retire",
+    "rotate",
+    "seal_row",
+    "verify",
+]

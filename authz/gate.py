@@ -61,11 +61,14 @@ from domain.cases import Case, CaseAssignment, CaseCoUnit
 from domain.classification import FieldClass, field_classes
 from domain.disclosure import AccessKind, Disclosure, DisclosureSink
 from domain.emergency import EmergencyGrant
+from domain.encryption import DataKey, blind_index
 from domain.errors import DomainError, ErrorCode, NotFound
 from domain.instruments import DEFINITIONS
+from domain.keys import KeyRing, key_for, load_data_keys
 from domain.persons import Person
 from domain.referrals import Referral, ReferralStatus
 from domain.screening import BandSpan, GradeRow, ScreeningCampaign, Tally, suppressed_table
+from domain.sealing import encrypted_columns, seal, unseal
 from domain.session import ROW_SCOPE
 from domain.staff import Role
 from domain.units import Unit, UnitKind
@@ -155,8 +158,12 @@ class Gate:
         policy: Policy,
         sink: DisclosureSink,
         now: datetime | None = None,
+        keys: KeyRing | None = None,
     ) -> None:
         self._session = session
+        self._keys = keys
+        self._deks: dict[str, DataKey | None] = {}
+        """Data keys unwrapped for this request, by owner (None: erased)."""
         self.subject = subject
         self._policy = policy
         self._sink = sink
@@ -285,7 +292,57 @@ class Gate:
             conds = frozenset(n[5:] for n, v in values.items() if v and n[:5] == "cond_")
             person = values.get("link_person")
             out.append(Visible(row[0], rels, entity, conds, person))
+        if encrypted_columns(model):
+            await self._load_keys([v.row for v in out])
         return out
+
+    # -- encrypted fields --------------------------------------------------------------------
+
+    def _ring(self) -> KeyRing:
+        if self._keys is None:
+            raise RuntimeError("this gate has no key ring: encrypted fields cannot be opened")
+        return self._keys
+
+    async def _load_keys(self, rows: Sequence[Any]) -> None:
+        """Unwrap the data keys of these rows' owners once per request, in one query."""
+        owners = sorted({r.key_owner for r in rows} - self._deks.keys())
+        if not owners:
+            return
+        async with self._lock:
+            found = await load_data_keys(self._session, self._ring(), owners)
+        for owner in owners:
+            self._deks[owner] = found.get(owner)
+
+    def _open(self, row: Any, attr: str) -> str | None:
+        owner = row.key_owner
+        if owner not in self._deks:
+            raise RuntimeError(f"data key of {owner} not loaded before opening {attr}")
+        return unseal(row, attr, self._deks[owner])
+
+    def plain(self, visible: Visible[Any], attr: str) -> str | None:
+        """An encrypted field's current value, for a write that compares or derives from it
+        (not a disclosure: nothing leaves the server)."""
+        return self._open(visible.row, attr)
+
+    async def seal(self, row: Any, values: dict[str, str | None]) -> None:
+        """Write plain values into a row's encrypted columns, under its owner's data key
+        (created on first use). A new row is flushed first: its id is bound into each
+        ciphertext."""
+        if row.id is None:
+            await self.flush()
+        owner = row.key_owner
+        key = self._deks.get(owner)
+        if key is None:
+            async with self._lock:
+                key = await key_for(self._session, self._ring(), owner)
+            self._deks[owner] = key
+        ring = self._ring()
+        seal(row, key, values, index_key=ring.index_key, suite=ring.suite)
+
+    def blind(self, kind: str, value: str) -> bytes:
+        """The blind index of a value, for an exact lookup."""
+        ring = self._ring()
+        return blind_index(ring.index_key, kind, value, ring.suite)
 
     def _readable_rows(
         self, model: type[Base], field_class: FieldClass | None
@@ -532,6 +589,8 @@ class Gate:
         values: dict[str, Any] = {}
         redacted: list[str] = []
         disclosed: set[str] = set()
+        sealed = encrypted_columns(type(visible.row))
+        derived = getattr(type(visible.row), "derived_from", {})
         for name in fields:
             field_class = classes.get(name)
             if field_class is None:
@@ -539,7 +598,13 @@ class Gate:
             if field_class not in readable:
                 redacted.append(name)
                 continue
-            value = getattr(visible.row, name)
+            if name in sealed:
+                value = self._open(visible.row, name)
+            elif name in derived:
+                source, derive = derived[name]
+                value = derive(self._open(visible.row, source))
+            else:
+                value = getattr(visible.row, name)
             if name == "sensitive_categories":
                 value, withheld = visible_categories(self.subject.roles, visible.conditions, value)
                 if withheld:
@@ -865,21 +930,26 @@ class Gate:
         if id_number is None and phone is None:
             return []
         p = Person
-        match = p.id_number == id_number if id_number is not None else p.phone == phone
+        match = (
+            p.id_number_index == self.blind("id_number", id_number)
+            if id_number is not None
+            else p.phone_index == self.blind("phone", phone or "")
+        )
         stmt = (
-            select(p.id, p.name, p.gender, p.birth_date, p.residence_unit_id)
+            select(p)
             .where(match)
             .order_by(p.id)
             .limit(limit)
             .execution_options(**{ROW_SCOPE: self.subject.username})
         )
-        rows = (await self._execute(stmt)).all()
+        rows = list((await self._execute(stmt)).scalars().all())
+        await self._load_keys(rows)
         visible = await self.by_ids(p, [r.id for r in rows], log_misses=False)
         hits: list[LookupHit] = []
         by = "id_number" if id_number is not None else "phone"
         for r in rows:
             basic = {
-                "masked_name": mask_name(r.name),
+                "masked_name": mask_name(self._open(r, "name")),
                 "gender": r.gender,
                 "age_band": age_band(r.birth_date, self.now.date()),
                 "residence_unit_id": r.residence_unit_id,
@@ -911,15 +981,17 @@ class Gate:
         if school is None or not id_numbers:
             return {}
         found: dict[str, int] = {}
-        numbers = sorted(set(id_numbers))
-        for start in range(0, len(numbers), 500):  # bound the IN list on every backend
+        by_index = {self.blind("id_number", n): n for n in set(id_numbers)}
+        indexes = sorted(by_index)
+        for start in range(0, len(indexes), 500):  # bound the IN list on every backend
             stmt = (
-                select(Person.id, Person.id_number)
-                .where(Person.id_number.in_(numbers[start : start + 500]))
+                select(Person.id, Person.id_number_index)
+                .where(Person.id_number_index.in_(indexes[start : start + 500]))
                 .where(Person.school_unit_id == school)
                 .execution_options(**{ROW_SCOPE: self.subject.username})
             )
-            found.update({r.id_number: r.id for r in (await self._execute(stmt)).all()})
+            rows = (await self._execute(stmt)).all()
+            found.update({by_index[r.id_number_index]: r.id for r in rows})
         for person_id in sorted(found.values()):
             self._sink.record(
                 Disclosure(

@@ -7,12 +7,15 @@ a wrapped key is useless without the key-encryption key, which never enters the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Integer, LargeBinary, String
+from sqlalchemy import Integer, LargeBinary, String, delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.base import Base, Id, UTCDateTime, utcnow
+from domain.encryption import DataKey, KeyEncryptionKey, Suite, new_data_key
 
 
 class KeyVersion(Base):
@@ -38,3 +41,55 @@ class DataKeyRecord(Base):
     kek_version: Mapped[int] = mapped_column(Integer, index=True)
     wrapped: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """The key-encryption keys this process holds (``api.keyring.load``) and the index key."""
+
+    keks: dict[int, KeyEncryptionKey]
+    index_key: bytes
+    suite: Suite = Suite.AES256_GCM
+
+    @property
+    def current(self) -> KeyEncryptionKey:
+        return self.keks[max(self.keks)]
+
+
+async def create_data_key(session: AsyncSession, ring: KeyRing, owner: str) -> DataKey:
+    """A new data key for ``owner``, stored wrapped under the current version."""
+    record = DataKeyRecord(
+        owner=owner,
+        suite=int(ring.suite),
+        kek_version=ring.current.version,
+        wrapped=b"",
+        created_at=utcnow(),
+    )
+    session.add(record)
+    await session.flush()  # the id is part of the wrapping's associated data
+    key = new_data_key(record.id, ring.suite)
+    record.wrapped = ring.current.wrap(key, owner)
+    await session.flush()
+    return key
+
+
+async def load_data_keys(
+    session: AsyncSession, ring: KeyRing, owners: list[str]
+) -> dict[str, DataKey]:
+    """Unwrap the data keys of ``owners`` in one query (erased owners are simply absent)."""
+    rows = (
+        await session.execute(select(DataKeyRecord).where(DataKeyRecord.owner.in_(owners)))
+    ).scalars()
+    return {r.owner: ring.keks[r.kek_version].unwrap(r.wrapped, r.id, r.owner) for r in rows}
+
+
+async def destroy_data_key(session: AsyncSession, owner: str) -> bool:
+    """Crypto-shredding: without its data key, everything encrypted for ``owner`` is noise."""
+    done = await session.execute(delete(DataKeyRecord).where(DataKeyRecord.owner == owner))
+    return bool(done.rowcount)
+
+
+async def key_for(session: AsyncSession, ring: KeyRing, owner: str) -> DataKey:
+    """The owner's data key, created on first use."""
+    found = await load_data_keys(session, ring, [owner])
+    return found[owner] if owner in found else await create_data_key(session, ring, owner)

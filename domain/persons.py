@@ -6,15 +6,17 @@ different slices (a volunteer needs a phone number, never an ID number).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from enum import StrEnum
 from typing import ClassVar
 
-from sqlalchemy import Date, ForeignKey, String
+from sqlalchemy import Date, ForeignKey, LargeBinary
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from domain.base import Base, Id, Protected, UTCDateTime, enum_column, utcnow
 from domain.classification import FieldClass, classified
+from domain.sealing import Encrypted, encrypted, indexed_by
 from domain.values import age_band, age_on, mask_id_number, mask_name
 
 MINOR_AGE = 18
@@ -72,14 +74,23 @@ class Person(Protected, Base):
     __tablename__ = "persons"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    name: Mapped[str] = mapped_column(String(50), info=classified(FieldClass.IDENTITY))
+    name: Mapped[bytes | None] = mapped_column(Encrypted, info=encrypted(FieldClass.IDENTITY))
+    """Encrypted, like the ID number, phone and address: sealed by the gate once the row has an
+    id (``domain.sealing``); looked up by blind index, never by value."""
     gender: Mapped[Gender] = mapped_column(enum_column(Gender), info=classified(FieldClass.BASIC))
     birth_date: Mapped[date | None] = mapped_column(Date, info=classified(FieldClass.IDENTITY))
-    id_number: Mapped[str | None] = mapped_column(
-        String(18), index=True, info=classified(FieldClass.ID_NUMBER)
+    id_number: Mapped[bytes | None] = mapped_column(Encrypted, info=encrypted(FieldClass.ID_NUMBER))
+    phone: Mapped[bytes | None] = mapped_column(Encrypted, info=encrypted(FieldClass.CONTACT))
+    address: Mapped[bytes | None] = mapped_column(Encrypted, info=encrypted(FieldClass.CONTACT))
+    name_index: Mapped[bytes | None] = mapped_column(
+        LargeBinary(32), index=True, info=indexed_by("name", FieldClass.IDENTITY)
     )
-    phone: Mapped[str | None] = mapped_column(String(20), info=classified(FieldClass.CONTACT))
-    address: Mapped[str | None] = mapped_column(String(200), info=classified(FieldClass.CONTACT))
+    id_number_index: Mapped[bytes | None] = mapped_column(
+        LargeBinary(32), index=True, info=indexed_by("id_number", FieldClass.ID_NUMBER)
+    )
+    phone_index: Mapped[bytes | None] = mapped_column(
+        LargeBinary(32), index=True, info=indexed_by("phone", FieldClass.CONTACT)
+    )
     residence_unit_id: Mapped[int] = mapped_column(
         ForeignKey("units.id"), index=True, info=classified(FieldClass.BASIC)
     )
@@ -107,14 +118,16 @@ class Person(Protected, Base):
         "sensitive_categories": FieldClass.SENSITIVE_CATEGORY,
     }
 
-    @property
-    def masked_name(self) -> str | None:
-        return mask_name(self.name)
+    derived_from: ClassVar[dict[str, tuple[str, Callable[[str | None], str | None]]]] = {
+        "masked_name": ("name", mask_name),
+        "masked_id_number": ("id_number", mask_id_number),
+        # 110105********1234: region and last four only (GB/T 35273 display limits).
+    }
+    """Derived from an encrypted field: the gate computes them from the opened value."""
 
     @property
-    def masked_id_number(self) -> str | None:
-        """110105********1234: region and last four only (GB/T 35273 display limits)."""
-        return mask_id_number(self.id_number)
+    def key_owner(self) -> str:
+        return f"person:{self.id}"
 
     @property
     def age_band(self) -> str | None:

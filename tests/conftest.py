@@ -13,16 +13,18 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from api.app import create_app
 from api.cli.demo import District, load_demo
 from api.keyring import init_keys
+from api.keyring import load as load_keys
 from api.settings import Settings
 from domain.session import create_engine
 from migrations import runner
@@ -105,6 +107,21 @@ class Api:
         body: dict[str, Any] = response.json()
         return body
 
+    async def plain_person(self, person_id: int) -> SimpleNamespace:
+        """A person's fields in the clear, as an operator with the keys would read them (for
+        tests that need the value a client would type, such as an ID number to look up)."""
+        from domain import models as m
+        from domain.keys import load_data_keys
+        from domain.sealing import unseal
+        from domain.session import system_session
+
+        async with system_session(self.engine, reason="test: read a person's sealed fields") as s:
+            row = (await s.execute(select(m.Person).where(m.Person.id == person_id))).scalar_one()
+            keys = await load_data_keys(s, self.app.state.keys, [row.key_owner])
+            key = keys.get(row.key_owner)
+            fields = {a: unseal(row, a, key) for a in ("name", "id_number", "phone", "address")}
+        return SimpleNamespace(id=person_id, **fields)
+
     async def data(
         self, user: str | None, query: str, variables: dict[str, Any] | None = None
     ) -> dict[str, Any]:
@@ -125,7 +142,8 @@ async def _make_api(backend: str, root: Path) -> tuple[Api, str | None]:
         url, pg_name = await _fresh_postgres(admin)
     engine = create_engine(url)
     await runner.upgrade(engine)
-    district = await load_demo(engine, persons=DEMO_PERSONS, seed=11)
+    init_keys(root / "keys")
+    district = await load_demo(engine, persons=DEMO_PERSONS, seed=11, keys=load_keys(root / "keys"))
     init_keys(root / "keys")
     settings = Settings(database_url=url, key_dir=root / "keys")
     app = create_app(settings)

@@ -19,17 +19,20 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from faker import Faker
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from domain import models as m
 from domain.alerts import ACK_DEADLINES, AlertStatus
 from domain.cases import CaseStatus, RiskLevel, SourceChannel
 from domain.consents import ConsentGiver
+from domain.encryption import new_data_key
 from domain.families import MemberRelationship, SpecialFamilyType
 from domain.interventions import InterventionKind
+from domain.keys import KeyRing
 from domain.persons import Gender, GuardianRelationship, PopulationCategory
 from domain.referrals import ReferralStatus
+from domain.sealing import seal
 from domain.session import system_session
 from domain.staff import Role
 from domain.units import UnitKind
@@ -493,10 +496,54 @@ def _maybe_case(
         b.interventions.append(_intervention(g, ci, lead, g.rng.choice(list(InterventionKind))))
 
 
-async def write_batch(s: AsyncSession, g: Generator, b: Batch) -> list[dict[str, int]]:
+SEALED_PERSON_FIELDS = ("name", "id_number", "phone", "address")
+
+
+async def _seal_persons(
+    s: AsyncSession, keys: KeyRing, person_ids: list[int], plain: list[dict[str, Any]]
+) -> None:
+    """A data key per person and their fields sealed under it, a few statements per thousand:
+    the data keys are inserted, wrapped once their ids exist, and the persons updated."""
+    now = datetime.now(UTC)
+    owners = [f"person:{pid}" for pid in person_ids]
+    dek_ids = await _insert(
+        s,
+        m.DataKeyRecord,
+        [
+            {
+                "owner": o,
+                "suite": int(keys.suite),
+                "kek_version": keys.current.version,
+                "wrapped": b"",
+                "created_at": now,
+            }
+            for o in owners
+        ],
+    )
+    wrapped, sealed = [], []
+    for pid, owner, dek_id, values in zip(person_ids, owners, dek_ids, plain, strict=True):
+        key = new_data_key(dek_id, keys.suite)
+        wrapped.append({"id": dek_id, "wrapped": keys.current.wrap(key, owner)})
+        row = m.Person(id=pid)
+        seal(row, key, values, index_key=keys.index_key, suite=keys.suite)
+        sealed.append(
+            {"id": pid}
+            | {a: getattr(row, a) for a in SEALED_PERSON_FIELDS}
+            | {f"{a}_index": getattr(row, f"{a}_index") for a in ("name", "id_number", "phone")}
+        )
+    for start in range(0, len(wrapped), BATCH):
+        await s.execute(update(m.DataKeyRecord), wrapped[start : start + BATCH])
+        await s.execute(update(m.Person), sealed[start : start + BATCH])
+
+
+async def write_batch(
+    s: AsyncSession, g: Generator, b: Batch, keys: KeyRing
+) -> list[dict[str, int]]:
     """Insert a batch; returns the ids of its tagged records, per community."""
     categories = [p.pop("_categories") for p in b.persons]
+    plain = [{f: p.pop(f, None) for f in SEALED_PERSON_FIELDS} for p in b.persons]
     person_ids = await _insert(s, m.Person, b.persons)
+    await _seal_persons(s, keys, person_ids, plain)
     pairs = zip(person_ids, categories, strict=True)
     cat_rows = [{"person_id": pid, "category": c} for pid, cats in pairs for c in cats]
     if cat_rows:
@@ -603,6 +650,7 @@ async def load_demo(
     persons: int = 0,
     seed: int = 7,
     progress: Callable[[int], None] | None = None,
+    keys: KeyRing,
 ) -> District:
     """Create the district (refuses if one exists) and ``persons`` synthetic persons."""
     g = Generator(seed)
@@ -612,10 +660,10 @@ async def load_demo(
                 "the database already has units; demo data loads into an empty database"
             )
         d = await build_district(s)
-        d.records = await write_batch(s, g, fixed_records(g, d))
+        d.records = await write_batch(s, g, fixed_records(g, d), keys)
         await s.commit()
         for size in chunks(persons, 10_000):
-            await write_batch(s, g, synthetic(g, d, size))
+            await write_batch(s, g, synthetic(g, d, size), keys)
             await s.commit()
             if progress:
                 progress(size)

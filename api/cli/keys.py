@@ -36,7 +36,7 @@ def add_version() -> None:
 @click.option("--batch", default=500, show_default=True, help="Data keys per transaction.")
 def rotate(batch: int) -> None:
     settings = Settings.from_env()
-    ring = keyring.KeyRing.load(settings.key_dir, suite=settings.cipher_suite)
+    ring = keyring.load(settings.key_dir, suite=settings.cipher_suite)
 
     def shown(done: int, total: int) -> None:
         click.echo(f"re-wrapped {done}/{total}", err=True)

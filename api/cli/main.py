@@ -107,9 +107,11 @@ def downgrade(revision: str) -> None:
 @click.option("--if-empty", is_flag=True, help="Do nothing (exit 0) if data is already loaded.")
 def demo(persons: int, seed: int, if_empty: bool) -> None:
     from api.cli.demo import DemoExists, load_demo
+    from api.keyring import load as load_keys
     from domain.session import create_engine
 
     settings = _settings()
+    keys = load_keys(settings.key_dir, suite=settings.cipher_suite)
 
     async def go() -> None:
         engine = create_engine(settings.database_url)
@@ -117,7 +119,9 @@ def demo(persons: int, seed: int, if_empty: bool) -> None:
             with click.progressbar(
                 length=persons, label="synthetic persons", file=sys.stderr
             ) as bar:
-                await load_demo(engine, persons=persons, seed=seed, progress=bar.update)
+                await load_demo(
+                    engine, persons=persons, seed=seed, progress=bar.update, keys=keys
+                )
         finally:
             await engine.dispose()
 

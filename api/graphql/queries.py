@@ -134,6 +134,15 @@ async def _connection(
     )
 
 
+def _blind(
+    info: strawberry.Info, column: Any, kind: str, value: str | None, field: str
+) -> list[Filter]:
+    """Exact match on an encrypted field, through its blind index."""
+    if value is None:
+        return []
+    return [Filter(column, "eq", ctx(info).gate.blind(kind, value), field)]
+
+
 def _eq(column: Any, value: Any, field: str) -> list[Filter]:
     return [] if value is None else [Filter(column, "eq", value, field)]
 
@@ -322,7 +331,9 @@ class Query:
             ),
             *_eq(m.Person.school_unit_id, _unit_id(f.school, "school"), "school"),
             *_eq(m.Person.gender, f.gender, "gender"),
-            *_eq(m.Person.id_number, _id_number(f.id_number), "idNumber"),
+            *_blind(
+                info, m.Person.id_number_index, "id_number", _id_number(f.id_number), "idNumber"
+            ),
         ]
         order = Order(getattr(m.Person, o.field.value), _dir(o.direction), order_by is None)
         return await _connection(

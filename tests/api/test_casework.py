@@ -390,7 +390,6 @@ async def test_follow_ups_due_lists_completion_and_the_closing_rule(api: Api) ->
 
 
 async def test_intake_matches_creates_or_flags(api: Api) -> None:
-    from sqlalchemy import select
 
     from domain import models as m
     from domain.session import system_session
@@ -399,10 +398,7 @@ async def test_intake_matches_creates_or_flags(api: Api) -> None:
     raise_alert = """mutation($in: RaiseAlertInput!) { raiseAlert(input: $in) {
       alert { id possibleDuplicates person { id name } } errors { code field } } }"""
     area = gid("Unit", api.district.communities[0]["grid"])
-    async with system_session(api.engine, reason="test") as s:
-        known = (
-            await s.execute(select(m.Person).where(m.Person.id == api.district.records[0]["adult"]))
-        ).scalar_one()
+    known = await api.plain_person(api.district.records[0]["adult"])
     matched = (
         await api.data(
             "hotline",
@@ -439,15 +435,13 @@ async def test_intake_matches_creates_or_flags(api: Api) -> None:
         )
     )["raiseAlert"]
     assert created["alert"]["person"]["name"] == "新来电者", "the hotline sees who it registered"
+    from api.keyring import seal_row
+
     async with system_session(api.engine, reason="test: a second person with that phone") as s:
-        s.add(
-            m.Person(
-                name="同号码",
-                gender="unknown",
-                phone="13700000001",
-                residence_unit_id=api.district.communities[0]["grid"],
-            )
-        )
+        twin = m.Person(gender="unknown", residence_unit_id=api.district.communities[0]["grid"])
+        twin.set_categories(set())
+        s.add(twin)
+        await seal_row(s, api.app.state.keys, twin, {"name": "同号码", "phone": "13700000001"})
         await s.commit()
     flagged = (
         await api.data(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 
@@ -109,9 +110,8 @@ LOOKUP = """query($idNumber: String, $phone: String) {
     person { id name phone idNumber } } }"""
 
 
-async def _person_row(api: Api, person_id: int) -> m.Person:
-    async with system_session(api.engine, reason="test setup") as s:
-        return (await s.execute(select(m.Person).where(m.Person.id == person_id))).scalar_one()
+async def _person_row(api: Api, person_id: int) -> Any:
+    return await api.plain_person(person_id)
 
 
 async def test_lookup_confirms_existence_with_basic_fields_only(api: Api) -> None:

@@ -210,19 +210,8 @@ async def test_a_full_page_has_every_visible_row(api: Api) -> None:
 
 
 async def test_id_number_filter_only_for_those_who_may_read_id_numbers(api: Api) -> None:
-    from sqlalchemy import select
 
-    from domain import models as m
-    from domain.session import system_session
-
-    async with system_session(api.engine, reason="test setup") as s:
-        number = (
-            await s.execute(
-                select(m.Person.id_number).where(
-                    m.Person.id == api.district.records[0]["high_subject"]
-                )
-            )
-        ).scalar_one()
+    number = (await api.plain_person(api.district.records[0]["high_subject"])).id_number
     query = "query($n: String) { persons(filter: {idNumber: $n}) { totalCount edges { node { idNumber } } } }"
     police = await api.data("police.donghu", query, {"n": number})
     assert police["persons"]["edges"] == [{"node": {"idNumber": number}}]

@@ -155,10 +155,7 @@ async def test_break_glass_validates_before_it_looks(api: Api) -> None:
 
 
 async def test_searches_and_writes_name_the_person_for_their_history(api: Api) -> None:
-    async with system_session(api.engine, reason="test") as s:
-        person = (
-            await s.execute(select(m.Person).where(m.Person.id == api.district.records[2]["adult"]))
-        ).scalar_one()
+    person = await api.plain_person(api.district.records[2]["adult"])
     await api.data(
         "grid.donghu",
         "query($n: String) { lookupPersons(idNumber: $n) { inScope } }",

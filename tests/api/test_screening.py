@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from api.keyring import seal_row
 from domain import models as m
 from domain.persons import Gender
 from domain.session import system_session
@@ -59,25 +60,25 @@ async def students(api: Api) -> dict[str, Any]:
             for _ in range(size):
                 n += 1
                 numbers.setdefault(grade, []).append(student_id(n))
-                s.add(_student(student_id(n), home, school2))
+                await _student(s, api, student_id(n), home, school2)
         other = student_id(900)
-        s.add(_student(other, home, school1))
+        await _student(s, api, other, home, school1)
         await s.commit()
     return {"by_grade": numbers, "other_school": other, "school2": school2}
 
 
-def _student(number: str, home: int, school: int) -> m.Person:
+async def _student(s: Any, api: Api, number: str, home: int, school: int) -> None:
+    """As the school's roster import would register a pupil: sealed under their own data key."""
     person = m.Person(
-        name="测试学生",
         gender=Gender.FEMALE,
         birth_date=date(2011, 3, 1),
-        id_number=number,
         residence_unit_id=home,
         school_unit_id=school,
         created_at=datetime.now(UTC),
     )
     person.set_categories(set())
-    return person
+    s.add(person)
+    await seal_row(s, api.app.state.keys, person, {"name": "测试学生", "id_number": number})
 
 
 def phq9_csv(rows: list[tuple[str, Any, Any, list[Any]]], header: str | None = None) -> str:

@@ -131,8 +131,8 @@ async def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     url = f"sqlite+aiosqlite:///{args.out / f'bench-{args.persons}.db'}"
-    await prepare(url, args.persons)
     keys = args.out / "keys"
+    await prepare(url, args.persons, keys)
     report = {
         "backend": "sqlite",
         "logging": await logging_cost(url, args.runs, keys),

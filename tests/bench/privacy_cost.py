@@ -21,6 +21,7 @@ import httpx
 from api.app import create_app
 from api.cli.demo import DemoExists, district_ids, load_demo
 from api.keyring import init_keys
+from api.keyring import load as load_keys
 from api.settings import Settings
 from authz.policy import AllowAllPolicy, Policy
 from domain.session import create_engine
@@ -33,11 +34,12 @@ QUERY = """{ cases(first: 50) { edges { node {
 } } } }"""
 
 
-async def prepare(url: str, persons: int) -> None:
+async def prepare(url: str, persons: int, key_dir: Path) -> None:
     engine = create_engine(url)
     await runner.upgrade(engine)
+    init_keys(key_dir)
     try:
-        await load_demo(engine, persons=persons, seed=1)
+        await load_demo(engine, persons=persons, seed=1, keys=load_keys(key_dir))
         print(f"loaded demo district with {persons} synthetic persons")
     except DemoExists:
         pass
@@ -84,8 +86,8 @@ async def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     url = f"sqlite+aiosqlite:///{args.out / f'bench-{args.persons}.db'}"
-    await prepare(url, args.persons)
     keys = args.out / "keys"
+    await prepare(url, args.persons, keys)
     results = {}
     for name, policy in (("privacy", Policy()), ("allow_all", AllowAllPolicy())):
         results[name] = summary(await measure(url, policy, args.user, args.runs, keys))

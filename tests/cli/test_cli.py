@@ -64,7 +64,8 @@ async def test_fresh_database_demo_and_token(empty_database: str, tmp_path: Path
     env = {"XINQIAO_DATABASE_URL": empty_database, "XINQIAO_KEY_DIR": str(tmp_path / "keys")}
     up = cli(["db", "upgrade"], env)
     assert up.returncode == 0, up.stderr
-    assert "0009" in up.stdout
+    assert cli(["keys", "init"], env).returncode == 0
+    assert "0010" in up.stdout
     demo = cli(["demo", "--persons", "300", "--seed", "3"], env)
     assert demo.returncode == 0, demo.stderr
     again = cli(["demo"], env)
@@ -79,7 +80,11 @@ async def test_fresh_database_demo_and_token(empty_database: str, tmp_path: Path
     assert key.stat().st_mode & 0o777 == 0o600
     unknown = cli(["token", "nobody"], env)
     assert unknown.returncode != 0 and "nobody" in unknown.stderr
-    down = cli(["db", "downgrade", "--revision", "base"], env)
+    # Below 0010 the columns held plaintext: with persons on file the downgrade refuses (it
+    # cannot decrypt without the keys) rather than destroy or expose them.
+    refused = cli(["db", "downgrade", "--revision", "base"], env)
+    assert refused.returncode != 0 and "plaintext columns" in refused.stderr
+    down = cli(["db", "downgrade", "--revision", "0010"], env)
     assert down.returncode == 0, down.stderr
 
 
@@ -91,6 +96,7 @@ def test_schema_check() -> None:
 async def test_audit_commands(empty_database: str, tmp_path: Path) -> None:
     env = {"XINQIAO_DATABASE_URL": empty_database, "XINQIAO_KEY_DIR": str(tmp_path / "keys")}
     assert cli(["db", "upgrade"], env).returncode == 0
+    assert cli(["keys", "init"], env).returncode == 0
     assert cli(["demo", "--persons", "50"], env).returncode == 0
     from api.app import create_app
     from api.keyring import init_keys
@@ -159,6 +165,7 @@ async def test_audit_commands(empty_database: str, tmp_path: Path) -> None:
 async def test_operator_credentials(empty_database: str, tmp_path: Path) -> None:
     env = {"XINQIAO_DATABASE_URL": empty_database, "XINQIAO_KEY_DIR": str(tmp_path / "keys")}
     assert cli(["db", "upgrade"], env).returncode == 0
+    assert cli(["keys", "init"], env).returncode == 0
     assert cli(["demo"], env).returncode == 0
     short = subprocess.run(
         [XINQIAO, "password", "counselor"],

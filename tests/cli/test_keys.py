@@ -52,7 +52,10 @@ async def test_the_wrong_key_is_refused_at_start_up(empty_database: str, tmp_pat
         assert client.get("/healthz").status_code == 200
     (tmp_path / "keys" / "kek-v1.key").unlink()
     keyring.init_keys(tmp_path / "keys")  # a different key under the same version
-    with pytest.raises(RuntimeError, match="check value mismatch"), TestClient(create_app(settings)):
+    with (
+        pytest.raises(RuntimeError, match="check value mismatch"),
+        TestClient(create_app(settings)),
+    ):
         pass
 
 
@@ -63,7 +66,7 @@ async def test_rotation_survives_a_stop_and_erasure_destroys_the_key(
     await runner.upgrade(engine)
     key_dir = tmp_path / "keys"
     keyring.init_keys(key_dir)
-    ring = keyring.KeyRing.load(key_dir)
+    ring = keyring.load(key_dir)
     await keyring.verify(engine, ring)
     keys = {}
     async with system_session(engine, reason="test setup") as s:
@@ -72,7 +75,7 @@ async def test_rotation_survives_a_stop_and_erasure_destroys_the_key(
         await s.commit()
 
     keyring.add_version(key_dir)
-    ring2 = keyring.KeyRing.load(key_dir)
+    ring2 = keyring.load(key_dir)
     await keyring.verify(engine, ring2)
     # Stopped after two batches of five (as a kill would), then resumed to the end.
     assert await keyring.rotate(engine, ring2, batch=5, max_batches=2) == 10
@@ -92,7 +95,7 @@ async def test_rotation_survives_a_stop_and_erasure_destroys_the_key(
     # Version 1 is no longer needed: retire it and its file can be destroyed.
     await keyring.retire(engine, 1)
     (key_dir / "kek-v1.key").unlink()
-    ring3 = keyring.KeyRing.load(key_dir)
+    ring3 = keyring.load(key_dir)
     await keyring.verify(engine, ring3)
     async with system_session(engine, reason="test: erase person 3") as s:
         assert await keyring.destroy_data_key(s, "person:3")
@@ -108,7 +111,7 @@ async def test_the_cli_rotates(empty_database: str, tmp_path: Path) -> None:
     assert cli(["db", "upgrade"], env).returncode == 0
     assert cli(["keys", "init"], env).returncode == 0
     engine = create_engine(empty_database)
-    ring = keyring.KeyRing.load(tmp_path / "keys")
+    ring = keyring.load(tmp_path / "keys")
     await keyring.verify(engine, ring)
     async with system_session(engine, reason="test setup") as s:
         await keyring.create_data_key(s, ring, "family:1")

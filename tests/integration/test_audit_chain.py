@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from api.app import create_app
 from api.cli.demo import load_demo
 from api.keyring import init_keys
+from api.keyring import load as load_keys
 from api.settings import Settings
 from audit.keys import AUDIT_SIGNING_KEY, load_or_create_ed25519
 from audit.log import append
@@ -34,7 +35,8 @@ XINQIAO = str(Path(sys.executable).with_name("xinqiao"))
 async def fresh(empty_database: str, tmp_path: Path) -> Api:
     engine = create_engine(empty_database)
     await runner.upgrade(engine)
-    district = await load_demo(engine, persons=50, seed=5)
+    init_keys(tmp_path / "keys")
+    district = await load_demo(engine, persons=50, seed=5, keys=load_keys(tmp_path / "keys"))
     await engine.dispose()
     init_keys(tmp_path / "keys")
     app = create_app(Settings(database_url=empty_database, key_dir=tmp_path / "keys"))
@@ -272,7 +274,8 @@ async def test_checkpoints_are_signed_periodically(empty_database: str, tmp_path
 
     engine = create_engine(empty_database)
     await runner.upgrade(engine)
-    district = await load_demo(engine, persons=20, seed=2)
+    init_keys(tmp_path / "keys")
+    district = await load_demo(engine, persons=20, seed=2, keys=load_keys(tmp_path / "keys"))
     await engine.dispose()
     init_keys(tmp_path / "keys")
     settings = replace(

@@ -136,18 +136,15 @@ async def _intake_person(
             return None, len(hits)
     gate.authorize(Entity.PERSON, "create", await gate.new_record_relations(area_unit_id=area_id))
     person = m.Person(
-        name=name,
         gender=who.gender,
         birth_date=born,
-        id_number=number,
-        phone=phone,
         residence_unit_id=area_id,
         created_at=gate.now,
         created_by_staff_id=gate.subject.staff_id,
     )
     person.set_categories(set())
     gate.add(person)
-    await gate.flush()
+    await gate.seal(person, {"name": name, "id_number": number, "phone": phone})
     gate.record_write(Entity.PERSON, person.id, _written(person), "intake", person_id=person.id)
     return person.id, 0
 

@@ -135,12 +135,8 @@ class PersonMutations:
             )
             gate.authorize(Entity.PERSON, "create", relations)
             person = m.Person(
-                name=name,
                 gender=input.gender,
                 birth_date=birth,
-                id_number=id_number,
-                phone=phone,
-                address=address,
                 residence_unit_id=residence,
                 school_unit_id=school,
                 created_at=gate.now,
@@ -148,7 +144,9 @@ class PersonMutations:
             )
             person.set_categories(set(input.categories or ()))
             gate.add(person)
-            await gate.flush()
+            await gate.seal(
+                person, {"name": name, "id_number": id_number, "phone": phone, "address": address}
+            )
             gate.record_write(
                 Entity.PERSON, person.id, _written(person), "create", person_id=person.id
             )
@@ -175,10 +173,14 @@ class PersonMutations:
             visible = await gate.for_write(m.Person, number, "update")
             person: m.Person = visible.row
             changes: dict[str, tuple[object, object]] = {}
+            changed: dict[str, str | None] = {}
             for field, value in (("name", name), ("phone", phone), ("address", address)):
-                if value is not None and getattr(person, field) != value:
-                    changes[field] = (getattr(person, field), value)
-                    setattr(person, field, value)
+                before = gate.plain(visible, field)
+                if value is not None and before != value:
+                    changes[field] = (before, value)
+                    changed[field] = value
+            if changed:
+                await gate.seal(person, changed)
             if input.categories is not None:
                 before = {r.category for r in person.category_rows}
                 after = gate.merge_categories(visible, before, set(input.categories))
