@@ -64,7 +64,7 @@ from domain.emergency import EmergencyGrant
 from domain.encryption import DataKey, blind_index
 from domain.errors import DomainError, ErrorCode, NotFound
 from domain.instruments import DEFINITIONS
-from domain.keys import KeyRing, key_for, load_data_keys
+from domain.keys import KeyRing, destroy_data_key, key_for, load_data_keys
 from domain.persons import Person
 from domain.referrals import Referral, ReferralStatus
 from domain.screening import BandSpan, GradeRow, ScreeningCampaign, Tally, suppressed_table
@@ -245,9 +245,7 @@ class Gate:
         usable = [
             (r, c)
             for r, c in sorted(self.grants(entity))
-            if r in relations
-            and (c == ANY or c in conditions)
-            and (only is None or r in only)
+            if r in relations and (c == ANY or c in conditions) and (only is None or r in only)
         ]
         if not usable:
             return None
@@ -338,6 +336,40 @@ class Gate:
             self._deks[owner] = key
         ring = self._ring()
         seal(row, key, values, index_key=ring.index_key, suite=ring.suite)
+
+    async def erase_person(self, person_id: int, reason: str) -> None:
+        """Crypto-shred a person: their data key is destroyed, so every field sealed under it is
+        unreadable for good (here and in any backup once the key-encryption key that wrapped it
+        is retired), and their blind indexes are cleared so no lookup finds them. What remains is
+        the skeleton: that a person and their cases existed, dates, units, risk levels.
+
+        Erasing needs no sight of the record (an administrator handles the request without
+        reading it); the grant is checked against the directory."""
+        self.authorize(Entity.PERSON, "erase", {Relation.DIRECTORY}, record_id=person_id)
+        scoped = {ROW_SCOPE: self.subject.username}
+        found = (
+            await self._execute(
+                select(Person.id).where(Person.id == person_id).execution_options(**scoped)
+            )
+        ).first()
+        if found is None:
+            raise NotFound(("id",))
+        async with self._lock:
+            await destroy_data_key(self._session, f"person:{person_id}")
+        await self._execute(
+            update(Person)
+            .where(Person.id == person_id)
+            .values(name_index=None, id_number_index=None, phone_index=None)
+            .execution_options(**scoped)
+        )
+        self._deks[f"person:{person_id}"] = None
+        self.record_write(
+            Entity.PERSON,
+            person_id,
+            ["data_key", "name_index", "id_number_index", "phone_index"],
+            f"erase: {reason}"[:100],
+            person_id=person_id,
+        )
 
     def blind(self, kind: str, value: str) -> bytes:
         """The blind index of a value, for an exact lookup."""

@@ -119,9 +119,7 @@ def demo(persons: int, seed: int, if_empty: bool) -> None:
             with click.progressbar(
                 length=persons, label="synthetic persons", file=sys.stderr
             ) as bar:
-                await load_demo(
-                    engine, persons=persons, seed=seed, progress=bar.update, keys=keys
-                )
+                await load_demo(engine, persons=persons, seed=seed, progress=bar.update, keys=keys)
         finally:
             await engine.dispose()
 

@@ -27,7 +27,11 @@ from api.graphql.mutations.cases import CaseMutations
 from api.graphql.mutations.casework import CaseworkMutations, FollowUpMutations
 from api.graphql.mutations.emergency import EmergencyMutations
 from api.graphql.mutations.partners import PartnerMutations
-from api.graphql.mutations.persons import GuardianMutations, PersonMutations
+from api.graphql.mutations.persons import (
+    ErasureMutations,
+    GuardianMutations,
+    PersonMutations,
+)
 from api.graphql.mutations.screening import ScreeningMutations
 from api.graphql.mutations.session import SessionMutations
 from api.graphql.mutations.units import UnitMutations
@@ -47,6 +51,7 @@ class Mutation(
     SessionMutations,
     PersonMutations,
     GuardianMutations,
+    ErasureMutations,
     CaseMutations,
     CaseworkMutations,
     FollowUpMutations,

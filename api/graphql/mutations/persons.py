@@ -253,6 +253,12 @@ class PersonMutations:
         )
 
 
+@strawberry.type
+class ErasePayload:
+    erased: bool
+    errors: list[UserError]
+
+
 @strawberry.input
 class AddGuardianInput:
     ward: relay.GlobalID
@@ -264,6 +270,28 @@ class AddGuardianInput:
 class GuardianPayload:
     guardianship: GuardianType | None
     errors: list[UserError]
+
+
+@strawberry.type
+class ErasureMutations:
+    @strawberry.mutation(
+        description="Erase a person (PIPL art. 47): their data key is destroyed, so their name, "
+        "ID number, phone and address become unreadable for good and no lookup finds them; "
+        "that they and their cases existed stays, for statistics. Administrators only; the "
+        "reason is recorded in the access log."
+    )
+    async def erase_person(
+        self, info: strawberry.Info, id: relay.GlobalID, reason: str
+    ) -> ErasePayload:
+        async def action(gate: Gate) -> int:
+            number = ids.decode(id, "Person")[1]
+            # The reason goes to the access log: a request reference, not a story (90 chars).
+            (why,) = collect(lambda: _text(reason, 90, "reason", required=True))
+            await gate.erase_person(number, why or "")
+            return number
+
+        erased, errors = await run(info, action)
+        return ErasePayload(erased=erased is not None and not errors, errors=errors)
 
 
 @strawberry.type
