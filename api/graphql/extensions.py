@@ -42,19 +42,7 @@ class AccessLogCommit(SchemaExtension):
         try:
             yield
             result = self.execution_context.result
-            try:
-                await context.finish()
-            except Exception:
-                log.exception("access log write failed; response withheld")
-                await context.abort()
-                if isinstance(result, ExecutionResult):
-                    result.data = None
-                    result.errors = [
-                        GraphQLError(
-                            "访问日志暂不可用，请求未返回数据 (access log unavailable)",
-                            extensions={"code": "AUDIT_UNAVAILABLE"},
-                        )
-                    ]
+            await _log_or_withhold(context, result)
         finally:
             await context.close()
 
@@ -66,21 +54,28 @@ class AccessLogCommit(SchemaExtension):
         delivery = LiveConnection.current() if isinstance(live, LiveConnection) else None
         if delivery is not None:
             try:
-                await delivery.finish()
-            except Exception:
-                log.exception("access log write failed; live message withheld")
-                await delivery.abort()
-                result.data = None
-                result.errors = [
-                    GraphQLError(
-                        "访问日志暂不可用，请求未返回数据 (access log unavailable)",
-                        extensions={"code": "AUDIT_UNAVAILABLE"},
-                    )
-                ]
+                await _log_or_withhold(delivery, result)
             finally:
                 await delivery.close()
                 LiveConnection.end()
         yield
+
+
+async def _log_or_withhold(context: Any, result: Any) -> None:
+    """Commit the access log; if it cannot be written, the result leaves with no data."""
+    try:
+        await context.finish()
+    except Exception:
+        log.exception("access log write failed; result withheld")
+        await context.abort()
+        if hasattr(result, "errors"):  # graphql-core's result, or strawberry's for a stream
+            result.data = None
+            result.errors = [
+                GraphQLError(
+                    "访问日志暂不可用，请求未返回数据 (access log unavailable)",
+                    extensions={"code": "AUDIT_UNAVAILABLE"},
+                )
+            ]
 
 
 class SafeErrors(SchemaExtension):
@@ -97,7 +92,7 @@ class SafeErrors(SchemaExtension):
 
     def on_stream_result(self, result: Any) -> Iterator[None]:  # type: ignore[override]
         """Subscription messages are cleaned like responses."""
-        if isinstance(result, ExecutionResult) and result.errors:
+        if getattr(result, "errors", None):  # strawberry's result type, not graphql-core's
             request_id = getattr(self.execution_context.context, "request_id", None)
             result.errors = [self._clean(e, request_id) for e in result.errors]
         yield

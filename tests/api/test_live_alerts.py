@@ -267,3 +267,37 @@ def test_where_staff_run_only_registered_operations_so_do_subscriptions(api: Api
         refused = socket.receive_json()
         assert refused["type"] == "error"
         assert refused["payload"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_ALLOWED"
+
+
+async def test_no_live_message_leaves_when_the_log_cannot_be_written(
+    api: Api, server: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audit.log import RequestAccessLog
+
+    original = RequestAccessLog.flush
+
+    async def broken_for_deliveries(self: RequestAccessLog, session: Any) -> int:
+        if self.operation == "Live":
+            raise RuntimeError("disk full")
+        return await original(self, session)
+
+    monkeypatch.setattr(RequestAccessLog, "flush", broken_for_deliveries)
+    with ExitStack() as stack:
+        socket = _connect(server, api, "grid.donghu", stack)
+        await _settle()
+        await api.data(
+            "hotline",
+            RAISE,
+            {
+                "in": {
+                    "channel": "HOTLINE_96525",
+                    "riskLevel": "LOW",
+                    "areaUnit": gid("Unit", api.district.communities[0]["grid"]),
+                    "summary": "日志不可写时的测试预警",
+                }
+            },
+        )
+        message = await _next(socket)
+        assert message["type"] == "next" and message["payload"]["data"] is None
+        assert message["payload"]["errors"][0]["extensions"]["code"] == "AUDIT_UNAVAILABLE"
+        assert "日志不可写" not in str(message) and "disk full" not in str(message)
