@@ -368,7 +368,10 @@ def create_app(settings: Settings | None = None, *, policy: Policy | None = None
         except Exception:
             log.exception("readiness check failed")
             return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
-        return JSONResponse({"status": "ok", "database": "up"})
+        if not app.state.keys_verified:
+            # The start-up key check runs in the ASGI lifespan: without it, not ready.
+            return JSONResponse({"status": "unavailable", "keys": "unchecked"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "up", "keys": "checked"})
 
     async def token_endpoint(request: Request) -> Response:
         """OAuth 2.0 token endpoint, client-credentials grant only (RFC 6749 §4.4). Client
@@ -416,6 +419,7 @@ def create_app(settings: Settings | None = None, *, policy: Policy | None = None
         except KeyProblem as problem:
             log.error("refusing to start: %s", problem)
             raise RuntimeError(str(problem)) from None
+        _app.state.keys_verified = True
         scheduler = None
         if settings.scheduler_seconds > 0:
             scheduler = asyncio.create_task(
@@ -462,6 +466,7 @@ def create_app(settings: Settings | None = None, *, policy: Policy | None = None
     )
     app.state.engine = engine
     app.state.keys = keys
+    app.state.keys_verified = False
     app.state.graphql = graphql
     app.state.tokens = tokens
     app.state.settings = settings

@@ -24,9 +24,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from domain.base import utcnow
-from domain.encryption import KeyEncryptionKey, Suite
+from domain.encryption import CiphertextError, KeyEncryptionKey, Suite, check_value
 from domain.keys import (
     DataKeyRecord,
+    KeyCheck,
     KeyRing,
     KeyVersion,
     create_data_key,
@@ -131,6 +132,7 @@ async def verify(engine: AsyncEngine, ring: KeyRing) -> None:
         for version, kek in sorted(ring.keks.items()):
             row = known.get(version)
             if row is None:
+                await _unwraps_one(s, kek)
                 s.add(
                     KeyVersion(version=version, check_value=kek.check_value(), created_at=utcnow())
                 )
@@ -138,6 +140,18 @@ async def verify(engine: AsyncEngine, ring: KeyRing) -> None:
                 raise KeyProblem(
                     f"the key-encryption key for version {version} is not the one this database "
                     "was encrypted with (check value mismatch): restore the right key file"
+                )
+        for name, value in (
+            ("blind_index_key", check_value(ring.index_key)),
+            ("cipher_suite", ring.suite.name),
+        ):
+            recorded = await s.get(KeyCheck, name)
+            if recorded is None:
+                s.add(KeyCheck(name=name, check_value=value))
+            elif recorded.check_value != value:
+                raise KeyProblem(
+                    f"the {name.replace('_', ' ')} is not the one this database was built with: "
+                    "every lookup by ID number or phone would silently miss; restore it"
                 )
         needed = (await s.execute(select(DataKeyRecord.kek_version).distinct())).scalars().all()
         missing = sorted(set(needed) - ring.keks.keys())
@@ -205,10 +219,35 @@ async def rotate(
     return done
 
 
+async def _unwraps_one(session: AsyncSession, kek: KeyEncryptionKey) -> None:
+    """A version seen for the first time that data keys already use (created before its check
+    value was recorded): the key must unwrap one of them."""
+    row = (
+        await session.execute(
+            select(DataKeyRecord).where(DataKeyRecord.kek_version == kek.version).limit(1)
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        return
+    try:
+        kek.unwrap(row.wrapped, row.id, row.owner)
+    except CiphertextError:
+        raise KeyProblem(
+            f"the key-encryption key for version {kek.version} does not unwrap this database's "
+            "data keys: restore the right key file"
+        ) from None
+
+
 async def retire(engine: AsyncEngine, version: int) -> None:
     """Mark a version retired once no data key needs it; its key file can then be destroyed,
-    which makes every backup taken before the rotation unreadable (docs/encryption.md)."""
+    which makes every backup taken before the rotation unreadable (docs/encryption.md).
+    The newest version cannot be retired: servers wrap new data keys under it."""
     async with system_session(engine, reason="key retirement") as s:
+        versions = sorted((await s.execute(select(KeyVersion.version))).scalars())
+        if version not in versions:
+            raise KeyProblem(f"no key version {version} is recorded")
+        if version == versions[-1]:
+            raise KeyProblem(f"version {version} is the newest: add a version and rotate first")
         still = (
             await s.execute(
                 select(func.count())

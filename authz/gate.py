@@ -303,13 +303,13 @@ class Gate:
 
     async def _load_keys(self, rows: Sequence[Any]) -> None:
         """Unwrap the data keys of these rows' owners once per request, in one query."""
-        owners = sorted({r.key_owner for r in rows} - self._deks.keys())
-        if not owners:
-            return
-        async with self._lock:
+        async with self._lock:  # decided inside the lock: concurrent loaders unwrap once
+            owners = sorted({r.key_owner for r in rows} - self._deks.keys())
+            if not owners:
+                return
             found = await load_data_keys(self._session, self._ring(), owners)
-        for owner in owners:
-            self._deks[owner] = found.get(owner)
+            for owner in owners:
+                self._deks[owner] = found.get(owner)
 
     def _open(self, row: Any, attr: str) -> str | None:
         owner = row.key_owner
@@ -356,10 +356,20 @@ class Gate:
             raise NotFound(("id",))
         async with self._lock:
             await destroy_data_key(self._session, f"person:{person_id}")
+        # The ciphertexts go too: unreadable already, and a later write about the person then
+        # starts a new record under a new key instead of mixing keys in one row.
         await self._execute(
             update(Person)
             .where(Person.id == person_id)
-            .values(name_index=None, id_number_index=None, phone_index=None)
+            .values(
+                name=None,
+                id_number=None,
+                phone=None,
+                address=None,
+                name_index=None,
+                id_number_index=None,
+                phone_index=None,
+            )
             .execution_options(**scoped)
         )
         self._deks[f"person:{person_id}"] = None

@@ -170,10 +170,11 @@ class KeyEncryptionKey:
         return f"KeyEncryptionKey(version={self.version})"
 
     def _key_for(self, suite: Suite) -> bytes:
-        # SM4 takes 128-bit keys: derive one from the KEK, never truncate it silently.
+        # One subkey per purpose and suite: the KEK itself never keys an algorithm directly
+        # (and SM4's 128-bit key is derived, never truncated).
         if suite is Suite.AES256_GCM:
-            return self.secret
-        return derive(self.secret, b"xq1 kek sm4", 16, suite)
+            return derive(self.secret, b"xq1 kek wrap aes256gcm", 32)
+        return derive(self.secret, b"xq1 kek wrap sm4gcm", 16, suite)
 
     def wrap(self, key: DataKey, owner: str) -> bytes:
         where = Binding("data_keys", owner, key.id)
@@ -200,7 +201,12 @@ class KeyEncryptionKey:
     def check_value(self) -> str:
         """A public fingerprint that tells the right key from a wrong one at start-up, without
         revealing it (HMAC of a constant)."""
-        return std_hmac.new(self.secret, b"xq1 key check", hashlib.sha256).hexdigest()[:32]
+        return check_value(derive(self.secret, b"xq1 kek check", 32))
+
+
+def check_value(secret: bytes) -> str:
+    """HMAC of a constant: tells a right key from a wrong one and reveals nothing of it."""
+    return std_hmac.new(secret, b"xq1 key check", hashlib.sha256).hexdigest()[:32]
 
 
 def derive(secret: bytes, label: bytes, length: int, suite: Suite = Suite.AES256_GCM) -> bytes:

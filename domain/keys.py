@@ -56,8 +56,42 @@ class KeyRing:
         return self.keks[max(self.keks)]
 
 
+class KeyMismatch(RuntimeError):
+    """A key this process holds is not the one the database expects (or is retired)."""
+
+
+class KeyCheck(Base):
+    """Check values of the keys that are not versioned: the blind-index key and the suite. A
+    wrong index key would not fail loudly like a wrong KEK; every lookup would silently miss."""
+
+    __tablename__ = "key_checks"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    check_value: Mapped[str] = mapped_column(String(80))
+
+
+async def ensure_version(session: AsyncSession, ring: KeyRing) -> None:
+    """Before wrapping under the current version: record it (with its check value) the first time,
+    and refuse a wrong key or a retired version. Any path that creates data keys calls this, so
+    the first server start cannot adopt a different key than the one that wrapped them."""
+    kek = ring.current
+    row = await session.get(KeyVersion, kek.version)
+    if row is None:
+        session.add(KeyVersion(version=kek.version, check_value=kek.check_value()))
+        await session.flush()
+    elif row.check_value != kek.check_value():
+        raise KeyMismatch(
+            f"key-encryption key version {kek.version} is not the one this database uses"
+        )
+    elif row.retired_at is not None:
+        raise KeyMismatch(
+            f"key version {kek.version} is retired: restart with the newer key file"
+        )
+
+
 async def create_data_key(session: AsyncSession, ring: KeyRing, owner: str) -> DataKey:
     """A new data key for ``owner``, stored wrapped under the current version."""
+    await ensure_version(session, ring)
     record = DataKeyRecord(
         owner=owner,
         suite=int(ring.suite),
@@ -80,7 +114,20 @@ async def load_data_keys(
     rows = (
         await session.execute(select(DataKeyRecord).where(DataKeyRecord.owner.in_(owners)))
     ).scalars()
-    return {r.owner: ring.keks[r.kek_version].unwrap(r.wrapped, r.id, r.owner) for r in rows}
+    out: dict[str, DataKey] = {}
+    for r in rows:
+        kek = ring.keks.get(r.kek_version)
+        if kek is None:
+            raise KeyMismatch(
+                f"a data key is wrapped under version {r.kek_version}, which this process does "
+                "not hold: restart it with the new key file (rotation needs a rolling restart "
+                "first)"
+            )
+        key = kek.unwrap(r.wrapped, r.id, r.owner)
+        if int(key.suite) != r.suite:
+            raise KeyMismatch(f"data key {r.id}: its suite does not match its record")
+        out[r.owner] = key
+    return out
 
 
 async def destroy_data_key(session: AsyncSession, owner: str) -> bool:

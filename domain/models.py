@@ -17,7 +17,7 @@ from domain.identity import (
     RevokedAccessToken,
 )
 from domain.interventions import Intervention
-from domain.keys import DataKeyRecord, KeyVersion
+from domain.keys import DataKeyRecord, KeyCheck, KeyVersion
 from domain.persons import Guardianship, Person, PersonCategory
 from domain.referrals import Referral
 from domain.screening import ScreeningCampaign
@@ -44,6 +44,7 @@ __all__ = [
     "Guardianship",
     "Intervention",
     "DataKeyRecord",
+    "KeyCheck",
     "KeyVersion",
     "LoginAttempt",
     "PartnerClient",

@@ -25,6 +25,7 @@ from api.app import create_app
 from api.cli.demo import District, load_demo
 from api.keyring import init_keys
 from api.keyring import load as load_keys
+from api.keyring import verify as verify_keys
 from api.settings import Settings
 from domain.session import create_engine
 from migrations import runner
@@ -147,6 +148,9 @@ async def _make_api(backend: str, root: Path) -> tuple[Api, str | None]:
     init_keys(root / "keys")
     settings = Settings(database_url=url, key_dir=root / "keys")
     app = create_app(settings)
+    # What the ASGI lifespan does at start-up (the in-process transport runs no lifespan).
+    await verify_keys(app.state.engine, app.state.keys)
+    app.state.keys_verified = True
     return Api(backend, app, app.state.engine, district, url), pg_name
 
 

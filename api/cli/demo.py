@@ -29,7 +29,7 @@ from domain.consents import ConsentGiver
 from domain.encryption import new_data_key
 from domain.families import MemberRelationship, SpecialFamilyType
 from domain.interventions import InterventionKind
-from domain.keys import KeyRing
+from domain.keys import KeyRing, ensure_version
 from domain.persons import Gender, GuardianRelationship, PopulationCategory
 from domain.referrals import ReferralStatus
 from domain.sealing import seal
@@ -505,6 +505,7 @@ async def _seal_persons(
     """A data key per person and their fields sealed under it, a few statements per thousand:
     the data keys are inserted, wrapped once their ids exist, and the persons updated."""
     now = datetime.now(UTC)
+    await ensure_version(s, keys)  # the version and its check value, before wrapping under it
     owners = [f"person:{pid}" for pid in person_ids]
     dek_ids = await _insert(
         s,

@@ -60,6 +60,18 @@ async def test_an_erased_person_is_unreadable_and_unfindable(api: Api) -> None:
     assert seen["name"] is None and seen["phone"] is None, "sealed fields are gone for good"
     assert seen["gender"] == "MALE" and len(seen["cases"]) == 1, "the skeleton stays"
     assert (await api.data("grid.donghu", LOOKUP, {"n": number}))["lookupPersons"] == []
+    by_phone = await api.data(
+        "grid.donghu", 'query { lookupPersons(phone: "13911112222") { inScope } }'
+    )
+    assert by_phone["lookupPersons"] == []
+    # Writing about the person again starts a new record under a new key, readable as such.
+    again = await api.data(
+        "social.donghu",
+        """mutation($id: ID!) { updatePerson(id: $id, input: {name: "新登记"}) {
+        person { name phone } errors { code } } }""",
+        {"id": person},
+    )
+    assert again["updatePerson"] == {"person": {"name": "新登记", "phone": None}, "errors": []}
     number_id = int(base64.b64decode(person).decode().split(":")[1])
     async with system_session(api.engine, reason="test assertion") as s:
         keys = (
@@ -76,5 +88,32 @@ async def test_an_erased_person_is_unreadable_and_unfindable(api: Api) -> None:
                 )
             )
         ).all()
-    assert keys == 0
+    assert keys == 1, "the old key is gone; the new record has its own"
     assert ("admin", "erase: 删除申请 2026-001") in logged
+
+
+async def test_updates_log_sealed_fields_by_name_only(api: Api) -> None:
+    """A keyed hash of an old phone number in the append-only log would outlive erasure."""
+    created = await api.data(
+        "social.donghu",
+        """mutation($u: ID!) { createPerson(input: {name: "改号", gender: MALE,
+        birthDate: "1971-01-01", phone: "13922223333", residenceUnit: $u}) { person { id } } }""",
+        {"u": gid("Unit", api.district.communities[1]["grid"])},
+    )
+    person = created["createPerson"]["person"]["id"]
+    await api.data(
+        "social.donghu",
+        """mutation($id: ID!) { updatePerson(id: $id, input: {phone: "13944445555"}) {
+        errors { code } } }""",
+        {"id": person},
+    )
+    number_id = int(base64.b64decode(person).decode().split(":")[1])
+    async with system_session(api.engine, reason="test assertion") as s:
+        rows = (
+            await s.execute(
+                select(m.AccessEvent.fields, m.AccessEvent.changes).where(
+                    m.AccessEvent.person_id == number_id, m.AccessEvent.reason == "update"
+                )
+            )
+        ).all()
+    assert rows and all("phone" in f and not c for f, c in rows)

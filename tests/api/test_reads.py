@@ -182,7 +182,22 @@ async def test_volunteer_sees_linked_families_only(api: Api) -> None:
 async def test_health_endpoints(api: Api) -> None:
     assert (await api.get("/healthz")).json() == {"status": "ok"}
     ready = await api.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["database"] == "up"
+    assert ready.status_code == 200 and ready.json() == {
+        "status": "ok",
+        "database": "up",
+        "keys": "checked",
+    }
+    # A server started without its lifespan never checked its keys: not ready.
+    from dataclasses import replace
+
+    from api.app import create_app
+    from tests.conftest import Api as Client
+
+    unchecked = create_app(replace(api.app.state.settings, scheduler_seconds=0))
+    client = Client(api.backend, unchecked, unchecked.state.engine, api.district, api.url)
+    not_ready = await client.get("/readyz")
+    await unchecked.state.engine.dispose()
+    assert not_ready.status_code == 503 and not_ready.json()["keys"] == "unchecked"
 
 
 async def test_filters_and_counts_never_reveal_hidden_records(api: Api) -> None:

@@ -124,3 +124,53 @@ async def test_the_cli_rotates(empty_database: str, tmp_path: Path) -> None:
     assert "re-wrapped 1/1" in rotated.stderr
     refused = cli(["keys", "retire", "2"], env)
     assert refused.returncode != 0 and "rotate first" in refused.stderr
+
+
+async def test_a_demo_loaded_with_one_key_refuses_a_server_with_another(
+    empty_database: str, tmp_path: Path
+) -> None:
+    """The data keys record their version's check value as they are created, so the first
+    server start cannot adopt a different key (review finding)."""
+    env = {"XINQIAO_DATABASE_URL": empty_database, "XINQIAO_KEY_DIR": str(tmp_path / "a")}
+    assert cli(["db", "upgrade"], env).returncode == 0
+    assert cli(["keys", "init"], env).returncode == 0
+    assert cli(["demo", "--persons", "5"], env).returncode == 0
+    keyring.init_keys(tmp_path / "b")  # other keys, same version numbers
+    settings = Settings(database_url=empty_database, key_dir=tmp_path / "b", scheduler_seconds=0)
+    with pytest.raises(RuntimeError, match="not the one"), TestClient(create_app(settings)):
+        pass
+
+
+async def test_a_different_index_key_or_suite_is_refused(
+    empty_database: str, tmp_path: Path
+) -> None:
+    engine = create_engine(empty_database)
+    await runner.upgrade(engine)
+    keyring.init_keys(tmp_path / "keys")
+    await keyring.verify(engine, keyring.load(tmp_path / "keys"))
+    index = tmp_path / "keys" / "blind-index.key"
+    original = index.read_bytes()
+    index.unlink()
+    keyring.init_keys(tmp_path / "keys")  # a new index key: every lookup would silently miss
+    with pytest.raises(SystemExit, match="blind index key"):
+        await keyring.verify(engine, keyring.load(tmp_path / "keys"))
+    index.unlink()
+    index.write_bytes(original)
+    index.chmod(0o600)
+    with pytest.raises(SystemExit, match="cipher suite"):
+        await keyring.verify(engine, keyring.load(tmp_path / "keys", suite="sm4gcm"))
+    await engine.dispose()
+
+
+async def test_retiring_refuses_the_newest_and_unknown_versions(
+    empty_database: str, tmp_path: Path
+) -> None:
+    engine = create_engine(empty_database)
+    await runner.upgrade(engine)
+    keyring.init_keys(tmp_path / "keys")
+    await keyring.verify(engine, keyring.load(tmp_path / "keys"))
+    with pytest.raises(SystemExit, match="newest"):
+        await keyring.retire(engine, 1)
+    with pytest.raises(SystemExit, match="no key version 7"):
+        await keyring.retire(engine, 7)
+    await engine.dispose()

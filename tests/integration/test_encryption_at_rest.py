@@ -26,7 +26,7 @@ async def _all_plain(api: Api) -> list[str]:
     values: list[str] = []
     for person_id in ids:
         p = await api.plain_person(person_id)
-        values += [v for v in (p.name, p.id_number, p.phone, p.address) if v and len(v) >= 3]
+        values += [v for v in (p.name, p.id_number, p.phone, p.address) if v and len(v) >= 2]
     return values
 
 

@@ -175,11 +175,11 @@ class PersonMutations:
             changes: dict[str, tuple[object, object]] = {}
             changed: dict[str, str | None] = {}
             for field, value in (("name", name), ("phone", phone), ("address", address)):
-                before = gate.plain(visible, field)
-                if value is not None and before != value:
-                    changes[field] = (before, value)
+                if value is not None and gate.plain(visible, field) != value:
                     changed[field] = value
             if changed:
+                # Sealed fields are logged by name only: a keyed hash of a phone number in the
+                # append-only log would outlive the person's erasure.
                 await gate.seal(person, changed)
             if input.categories is not None:
                 before = {r.category for r in person.category_rows}
@@ -188,7 +188,12 @@ class PersonMutations:
                     person.set_categories(after)
                     changes["categories"] = (",".join(sorted(before)), ",".join(sorted(after)))
             gate.record_write(
-                Entity.PERSON, person.id, changes, "update", person_id=person.id, changes=changes
+                Entity.PERSON,
+                person.id,
+                [*changed, *changes],
+                "update",
+                person_id=person.id,
+                changes=changes or None,
             )
             return person.id
 
