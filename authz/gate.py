@@ -372,6 +372,13 @@ class Gate:
             )
             .execution_options(**scoped)
         )
+        # Their cases' text was sealed under the same key: clear it too (the cases stay).
+        await self._execute(
+            update(Case)
+            .where(Case.subject_id == person_id)
+            .values({column: None for column in encrypted_columns(Case)})
+            .execution_options(**scoped)
+        )
         self._deks[f"person:{person_id}"] = None
         self.record_write(
             Entity.PERSON,

@@ -9,12 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.base import Base, Id, Protected, UTCDateTime, enum_column, utcnow
 from domain.classification import FieldClass, classified
 from domain.errors import DomainError, ErrorCode
+from domain.sealing import Encrypted, encrypted
 
 
 class RiskLevel(StrEnum):
@@ -74,19 +75,30 @@ class Case(Protected, Base):
     lead_unit_id: Mapped[int] = mapped_column(
         ForeignKey("units.id"), index=True, info=classified(FieldClass.CASE_ADMIN)
     )
-    presenting_problem: Mapped[str | None] = mapped_column(
-        Text, info=classified(FieldClass.NARRATIVE)
+    # Sealed under the subject's data key (domain.sealing): the domain may set plain text here
+    # (closing sets the outcome), but the column type refuses it until the gate seals it.
+    presenting_problem: Mapped[bytes | None] = mapped_column(
+        Encrypted, info=encrypted(FieldClass.NARRATIVE)
     )
-    support_plan: Mapped[str | None] = mapped_column(Text, info=classified(FieldClass.NARRATIVE))
-    diagnosis: Mapped[str | None] = mapped_column(String(200), info=classified(FieldClass.CLINICAL))
+    support_plan: Mapped[bytes | None] = mapped_column(
+        Encrypted, info=encrypted(FieldClass.NARRATIVE)
+    )
+    diagnosis: Mapped[bytes | None] = mapped_column(Encrypted, info=encrypted(FieldClass.CLINICAL))
     opened_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, index=True, info=classified(FieldClass.CASE_ADMIN)
     )
     closed_at: Mapped[datetime | None] = mapped_column(
         UTCDateTime, info=classified(FieldClass.CASE_ADMIN)
     )
-    closure_outcome: Mapped[str | None] = mapped_column(Text, info=classified(FieldClass.NARRATIVE))
+    closure_outcome: Mapped[bytes | None] = mapped_column(
+        Encrypted, info=encrypted(FieldClass.NARRATIVE)
+    )
     created_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+
+    @property
+    def key_owner(self) -> str:
+        """A case's text is the subject's: sealed under their data key, erased with them."""
+        return f"person:{self.subject_id}"
 
     def transition(self, to: CaseStatus, *, reason: str | None, at: datetime) -> CaseStatusChange:
         """Move to ``to`` or refuse with the reason; returns the history entry to store."""

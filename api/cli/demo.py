@@ -26,7 +26,7 @@ from domain import models as m
 from domain.alerts import ACK_DEADLINES, AlertStatus
 from domain.cases import CaseStatus, RiskLevel, SourceChannel
 from domain.consents import ConsentGiver
-from domain.encryption import new_data_key
+from domain.encryption import DataKey, new_data_key
 from domain.families import MemberRelationship, SpecialFamilyType
 from domain.interventions import InterventionKind
 from domain.keys import KeyRing, ensure_version
@@ -501,7 +501,7 @@ SEALED_PERSON_FIELDS = ("name", "id_number", "phone", "address")
 
 async def _seal_persons(
     s: AsyncSession, keys: KeyRing, person_ids: list[int], plain: list[dict[str, Any]]
-) -> None:
+) -> dict[int, DataKey]:
     """A data key per person and their fields sealed under it, a few statements per thousand:
     the data keys are inserted, wrapped once their ids exist, and the persons updated."""
     now = datetime.now(UTC)
@@ -522,8 +522,9 @@ async def _seal_persons(
         ],
     )
     wrapped, sealed = [], []
+    made: dict[int, DataKey] = {}
     for pid, owner, dek_id, values in zip(person_ids, owners, dek_ids, plain, strict=True):
-        key = new_data_key(dek_id, keys.suite)
+        key = made[pid] = new_data_key(dek_id, keys.suite)
         wrapped.append({"id": dek_id, "wrapped": keys.current.wrap(key, owner)})
         row = m.Person(id=pid)
         seal(row, key, values, index_key=keys.index_key, suite=keys.suite)
@@ -535,6 +536,34 @@ async def _seal_persons(
     for start in range(0, len(wrapped), BATCH):
         await s.execute(update(m.DataKeyRecord), wrapped[start : start + BATCH])
         await s.execute(update(m.Person), sealed[start : start + BATCH])
+    return made
+
+
+SEALED_CASE_FIELDS = ("presenting_problem", "support_plan", "diagnosis", "closure_outcome")
+
+
+async def _seal_cases(
+    s: AsyncSession,
+    keys: KeyRing,
+    case_ids: list[int],
+    rows: list[dict[str, Any]],
+    plain: list[dict[str, Any]],
+    subject_keys: dict[int, DataKey],
+) -> None:
+    """Cases' text under their subjects' keys (made with the subjects in this batch)."""
+    sealed = []
+    for cid, row, values in zip(case_ids, rows, plain, strict=True):
+        case = m.Case(id=cid, subject_id=row["subject_id"])
+        seal(
+            case,
+            subject_keys[row["subject_id"]],
+            values,
+            index_key=keys.index_key,
+            suite=keys.suite,
+        )
+        sealed.append({"id": cid} | {a: getattr(case, a) for a in values})
+    for start in range(0, len(sealed), BATCH):
+        await s.execute(update(m.Case), sealed[start : start + BATCH])
 
 
 async def write_batch(
@@ -544,7 +573,7 @@ async def write_batch(
     categories = [p.pop("_categories") for p in b.persons]
     plain = [{f: p.pop(f, None) for f in SEALED_PERSON_FIELDS} for p in b.persons]
     person_ids = await _insert(s, m.Person, b.persons)
-    await _seal_persons(s, keys, person_ids, plain)
+    subject_keys = await _seal_persons(s, keys, person_ids, plain)
     pairs = zip(person_ids, categories, strict=True)
     cat_rows = [{"person_id": pid, "category": c} for pid, cats in pairs for c in cats]
     if cat_rows:
@@ -577,7 +606,10 @@ async def write_batch(
         )
     for row in b.cases:
         row["subject_id"] = person_ids[row.pop("_subject")]
+    case_text = [{f: row.pop(f, None) for f in SEALED_CASE_FIELDS} for row in b.cases]
     case_ids = await _insert(s, m.Case, b.cases) if b.cases else []
+    if b.cases:
+        await _seal_cases(s, keys, case_ids, b.cases, case_text, subject_keys)
     if b.co_units:
         await s.execute(
             insert(m.CaseCoUnit), [{"case_id": case_ids[ci], "unit_id": u} for ci, u in b.co_units]

@@ -509,9 +509,11 @@ async def test_nobody_is_assigned_to_a_closed_case(api: Api) -> None:
             risk_level="medium",
             status="closed",
             lead_unit_id=api.district.units["governance"],
-            presenting_problem="演示",
         )
         s.add(kase)
+        from api.keyring import seal_row
+
+        await seal_row(s, api.app.state.keys, kase, {"presenting_problem": "演示"})
         await s.commit()
         case_id = kase.id
     out = await api.data(

@@ -56,9 +56,13 @@ async def test_an_erased_person_is_unreadable_and_unfindable(api: Api) -> None:
     done = await api.data("admin", ERASE, {"id": person, "r": "删除申请 2026-001"})
     assert done["erasePerson"] == {"erased": True, "errors": []}
 
+    case_text = """query($id: ID!) { node(id: $id) { ... on Person { cases { id
+      presentingProblem } } } }"""
     seen = (await api.data("social.donghu", READ, {"id": person}))["node"]
     assert seen["name"] is None and seen["phone"] is None, "sealed fields are gone for good"
     assert seen["gender"] == "MALE" and len(seen["cases"]) == 1, "the skeleton stays"
+    cases = (await api.data("social.donghu", case_text, {"id": person}))["node"]["cases"]
+    assert cases[0]["presentingProblem"] is None, "the case's text went with the key"
     assert (await api.data("grid.donghu", LOOKUP, {"n": number}))["lookupPersons"] == []
     by_phone = await api.data(
         "grid.donghu", 'query { lookupPersons(phone: "13911112222") { inScope } }'

@@ -215,9 +215,11 @@ async def test_sharing_a_child_under_14_needs_a_guardian_consent(api: Api) -> No
             risk_level="low",
             status="active",
             lead_unit_id=api.district.communities[3]["grid"],
-            presenting_problem="演示",
         )
         s.add(kase)
+        from api.keyring import seal_row
+
+        await seal_row(s, api.app.state.keys, kase, {"presenting_problem": "演示"})
         await s.flush()
         consent = m.Consent(
             person_id=child,

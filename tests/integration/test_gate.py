@@ -47,7 +47,9 @@ async def test_an_empty_jurisdiction_means_nothing_not_everything(
     )
     async with session_factory(api.engine)() as session:
         log = RequestAccessLog(request_id="t", actor=subject.actor)
-        gate = Gate(session=session, subject=subject, policy=Policy(), sink=log)
+        gate = Gate(
+            session=session, subject=subject, policy=Policy(), sink=log, keys=api.app.state.keys
+        )
         page = await gate.page(m.Person, order=Order(m.Person.created_at), first=10)
         assert page.items == []
         assert await gate.count(m.Person) == 0
@@ -70,6 +72,7 @@ async def test_children_are_limited_per_parent(api: Api) -> None:
             subject=subject,
             policy=AllowAllPolicy(),
             sink=RequestAccessLog(request_id="t", actor=subject.actor),
+            keys=api.app.state.keys,
         )
         cases = (await gate.page(m.Case, order=Order(m.Case.opened_at), first=50)).items
         grouped = await gate.children(

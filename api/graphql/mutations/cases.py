@@ -238,12 +238,11 @@ class CaseMutations:
                 risk_level=input.risk_level,
                 status=CaseStatus.INTAKE,
                 lead_unit_id=lead,
-                presenting_problem=problem,
                 opened_at=gate.now,
                 created_by_staff_id=staff_id,
             )
             gate.add(case)
-            await gate.flush()
+            await gate.seal(case, {"presenting_problem": problem})
             for unit_id in co_units:
                 gate.add(m.CaseCoUnit(case_id=case.id, unit_id=unit_id))
             if lead != gate.subject.unit_id:
@@ -296,16 +295,16 @@ class CaseMutations:
             visible = await gate.for_write(m.Case, number, "update")
             case: m.Case = visible.row
             classes = field_classes(m.Case)
-            changes: dict[str, tuple[object, object]] = {}
+            changed: dict[str, str | None] = {}
             for (attr, graph, _, _), value in zip(given, values, strict=True):
                 if not gate.knows(visible, classes[attr]):
                     raise Forbidden("无权填写您无权查看的内容", (graph,))
-                if getattr(case, attr) != value:
-                    changes[attr] = (getattr(case, attr), value)
-                    setattr(case, attr, value)
-            gate.record_write(
-                Entity.CASE, case.id, changes, "update", person_id=case.subject_id, changes=changes
-            )
+                if gate.plain(visible, attr) != value:
+                    changed[attr] = value
+            if changed:
+                await gate.seal(case, changed)
+            # Sealed text is logged by name only (see updatePerson).
+            gate.record_write(Entity.CASE, case.id, changed, "update", person_id=case.subject_id)
             return case.id
 
         case_id, errors = await run(info, action)
@@ -360,6 +359,9 @@ class CaseMutations:
                         person_id=case.subject_id,
                     )
             change = case.transition(status, reason=reason_text, at=gate.now)
+            if CaseStatus.CLOSED in (before, case.status):
+                # Closing set the outcome (reopening cleared it) in the clear: seal it now.
+                await gate.seal(case, {"closure_outcome": case.closure_outcome})
             change.changed_by_staff_id = gate.subject.staff_id
             gate.add(change)
             gate.record_write(
