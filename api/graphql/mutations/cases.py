@@ -556,11 +556,7 @@ class CaseMutations:
                 created_by_staff_id=gate.subject.staff_id,
                 created_by_client_id=gate.subject.client_pk,
             )
-            gate.add(alert)
-            await gate.flush()
-            gate.record_write(
-                Entity.ALERT, alert.id, _written(alert), "create", person_id=person_id
-            )
+            await gate.insert(alert, _written(alert), "create", person_id=person_id)
             return alert.id
 
         alert_id, errors = await run(info, action)

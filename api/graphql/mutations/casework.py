@@ -120,14 +120,8 @@ class CaseworkMutations:
                 administered_at=gate.now,
                 staff_id=gate.subject.staff_id,
             )
-            gate.add(assessment)
-            await gate.flush()
-            gate.record_write(
-                Entity.ASSESSMENT,
-                assessment.id,
-                ["answers", "score", "severity"],
-                "create",
-                person_id=case.person_id,
+            await gate.insert(
+                assessment, ["answers", "score", "severity"], "create", person_id=case.person_id
             )
             if result.self_harm:
                 row: m.Case = case.row
@@ -145,14 +139,8 @@ class CaseworkMutations:
                     ack_deadline=gate.now + ctx(info).settings.ack_deadlines[RiskLevel.HIGH],
                     created_by_staff_id=gate.subject.staff_id,
                 )
-                gate.add(alert)
-                await gate.flush()
-                gate.record_write(
-                    Entity.ALERT,
-                    alert.id,
-                    ["risk_level", "summary"],
-                    "assessment_rule",
-                    person_id=row.subject_id,
+                await gate.insert(
+                    alert, ["risk_level", "summary"], "assessment_rule", person_id=row.subject_id
                 )
                 raised = True
             return assessment.id
@@ -208,14 +196,8 @@ class CaseworkMutations:
                 given_at=gate.now,
                 valid_until=input.valid_until,
             )
-            gate.add(consent)
-            await gate.flush()
-            gate.record_write(
-                Entity.CONSENT,
-                consent.id,
-                ["scope", "purpose", "recipient_unit_id"],
-                "create",
-                person_id=person_id,
+            await gate.insert(
+                consent, ["scope", "purpose", "recipient_unit_id"], "create", person_id=person_id
             )
             return consent.id
 
@@ -300,14 +282,8 @@ class CaseworkMutations:
                 created_at=gate.now,
                 expires_at=input.expires_at,
             )
-            gate.add(referral)
-            await gate.flush()
-            gate.record_write(
-                Entity.REFERRAL,
-                referral.id,
-                ["to_unit_id", "shared_classes"],
-                "create",
-                person_id=row.subject_id,
+            await gate.insert(
+                referral, ["to_unit_id", "shared_classes"], "create", person_id=row.subject_id
             )
             return referral.id
 
@@ -385,15 +361,7 @@ class FollowUpMutations:
                 assigned_staff_id=staff_id,
                 created_at=gate.now,
             )
-            gate.add(follow_up)
-            await gate.flush()
-            gate.record_write(
-                Entity.FOLLOW_UP,
-                follow_up.id,
-                ["due_at", "kind"],
-                "create",
-                person_id=case.person_id,
-            )
+            await gate.insert(follow_up, ["due_at", "kind"], "create", person_id=case.person_id)
             return follow_up.id
 
         follow_up_id, errors = await run(info, action)

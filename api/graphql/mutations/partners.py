@@ -103,9 +103,7 @@ class PartnerMutations:
                 created_at=gate.now,
                 expires_at=input.expires_at,
             )
-            gate.add(client)
-            await gate.flush()
-            gate.record_write(Entity.PARTNER_CLIENT, client.id, ["scopes", "secret_hash"], "create")
+            await gate.insert(client, ["scopes", "secret_hash"], "create")
             return client.id
 
         client_id, errors = await run(info, action)

@@ -217,9 +217,7 @@ class PersonMutations:
                 special_type=input.special_type,
                 circumstances=circumstances,
             )
-            gate.add(family)
-            await gate.flush()
-            gate.record_write(Entity.FAMILY, family.id, _written(family), "create")
+            await gate.insert(family, _written(family), "create")
             return family.id
 
         family_id, errors = await run(info, action)
@@ -245,11 +243,7 @@ class PersonMutations:
             member = m.FamilyMember(
                 family_id=family_id, person_id=person_id, relationship=input.relationship
             )
-            gate.add(member)
-            await gate.flush()
-            gate.record_write(
-                Entity.FAMILY_MEMBER, member.id, ["relationship"], "create", person_id=person_id
-            )
+            await gate.insert(member, ["relationship"], "create", person_id=person_id)
             return member.id
 
         member_id, errors = await run(info, action)

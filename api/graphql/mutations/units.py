@@ -115,11 +115,7 @@ class UnitMutations:
                 unit_id=unit_id,
                 role_rows=[m.StaffRole(role=r) for r in sorted(roles)],
             )
-            gate.add(staff)
-            await gate.flush()
-            gate.record_write(
-                Entity.STAFF, staff.id, ["username", "display_name", "unit_id"], "create"
-            )
+            await gate.insert(staff, ["username", "display_name", "unit_id"], "create")
             return staff.id
 
         staff_id, errors = await run(info, action)
