@@ -43,6 +43,16 @@ schema: $(STAMP)
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis
 
+# The suite (tests/bench/suite.py) writes var/bench/suite.json and docs/performance.md. On a
+# 2-core VM one backend × scale takes about 6 min at 10k persons and about 12 min at 100k
+# (demo generation alone: ~25 s per 10k persons); 1M adds roughly 45 min of demo generation per
+# backend. For a quick run: make bench BENCH_SCALES=10000.
+BENCH_SCALES   ?= 10000,100000,1000000
+BENCH_BACKENDS ?= sqlite$(shell $(PYTHON) -c "import socket; socket.create_connection(('127.0.0.1', 5432), 0.5)" 2>/dev/null && echo ,postgresql)
+
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[bench]'
 	$(BIN)/python -m tests.bench.privacy_cost --persons 10000 --runs 100
 	$(BIN)/python -m tests.bench.audit_cost --persons 10000 --runs 100 --events 200000
+	$(BIN)/python -m tests.bench.decrypt_cost
+	$(BIN)/python -m tests.bench.suite --scales $(BENCH_SCALES) --backends $(BENCH_BACKENDS) --out var/bench

@@ -32,6 +32,7 @@ from strawberry.types import ExecutionResult
 
 from api.auth import TOKEN_PATH, SubjectUser, TokenBackend, load_subject, on_auth_error
 from api.context import PURPOSE_HEADER, RequestContext, build_context, new_request_id
+from api.graphql.extensions import error_ids
 from api.graphql.guard import check_client_operation, check_rate, resolve_document
 from api.graphql.schema import build_schema
 from api.identity import IdentityError, exchange_client_credentials
@@ -42,6 +43,7 @@ from api.keyring import verify as verify_keys
 from api.live import AlertFeed, LiveConnection
 from api.ratelimit import RateLimiter, RedisRateLimiter
 from api.settings import Settings
+from api.telemetry import Telemetry, TraceMiddleware
 from api.tokens import ExternalIssuer, InvalidToken, TokenService
 from audit.keys import (
     AUDIT_HMAC_KEY,
@@ -118,6 +120,9 @@ class XinqiaoGraphQL(GraphQL[RequestContext, None]):
             else RateLimiter(settings.rate_limit_per_minute, 60.0)
         )
         self.registries = PersistedRegistry(engine)
+        self.telemetry = Telemetry()
+        self.unprotected = False
+        """Set by ``create_app``; the no-op default keeps a bare view usable in tests."""
         self.hash_value = value_hasher(load_or_create_secret(settings.key_dir / AUDIT_HMAC_KEY))
         self.signer = load_or_create_ed25519(settings.key_dir / AUDIT_SIGNING_KEY)
 
@@ -166,7 +171,7 @@ class XinqiaoGraphQL(GraphQL[RequestContext, None]):
                 await context.finish()  # the refusal is an access event too
             finally:
                 await context.close()
-            problem.extensions = {**(problem.extensions or {}), "requestId": context.request_id}
+            problem.extensions = {**(problem.extensions or {}), **error_ids(context)}
             return ExecutionResult(data=None, errors=[problem])
         return await super().execute_single(
             request, request_adapter, sub_response, context, root_value, request_data
@@ -223,10 +228,13 @@ class XinqiaoGraphQL(GraphQL[RequestContext, None]):
             client_address=request.client.host if request.client else None,
             purpose=request.headers.get(PURPOSE_HEADER),
             user_agent=request.headers.get("user-agent"),
-            traceparent=request.headers.get("traceparent"),
+            trace_id=request.scope.get("state", {}).get("trace_id"),
             hash_value=self.hash_value,
             keys=self.keys,
+            probe=self.telemetry,
+            unprotected=self.unprotected,
         )
+        context.telemetry = self.telemetry
         context.access_log.signer = self.signer
         context.access_log.checkpoint_every = self.settings.audit_checkpoint_every
         context.request = request
@@ -334,12 +342,24 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(settings: Settings | None = None, *, policy: Policy | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    policy: Policy | None = None,
+    telemetry: Telemetry | None = None,
+    unprotected: bool = False,
+) -> Starlette:
+    """The application. ``unprotected`` is the benchmark's comparison mode (allow-all policy, no
+    access log, sealed fields served as stand-ins): refused in production like the policy."""
     settings = settings or Settings.from_env()
+    if unprotected:
+        policy = AllowAllPolicy()
+    telemetry = telemetry or Telemetry.from_env()
     if isinstance(policy, AllowAllPolicy) and settings.production:
         raise SystemExit("the allow-all policy is for benchmarks and tests, never production")
     keys = load_keys(settings.key_dir, suite=settings.cipher_suite)  # refuses without a key
     engine = create_engine(settings.database_url)
+    telemetry.instrument(engine)
     sessions = session_factory(engine)
     policy = policy or Policy()
     tokens = TokenService.from_key_dir(
@@ -357,6 +377,8 @@ def create_app(settings: Settings | None = None, *, policy: Policy | None = None
     graphql = XinqiaoGraphQL(
         policy=policy, settings=settings, sessions=sessions, engine=engine, tokens=tokens, keys=keys
     )
+    graphql.telemetry = telemetry
+    graphql.unprotected = unprotected
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -424,13 +446,18 @@ def create_app(settings: Settings | None = None, *, policy: Policy | None = None
         if settings.scheduler_seconds > 0:
             scheduler = asyncio.create_task(
                 run_forever(
-                    engine, settings.scheduler_seconds, settings.audit_hash, settings.ack_deadlines
+                    engine,
+                    settings.scheduler_seconds,
+                    settings.audit_hash,
+                    settings.ack_deadlines,
+                    on_escalated=telemetry.escalations.add,
                 )
             )
         yield
         if scheduler is not None:
             scheduler.cancel()
         await engine.dispose()
+        telemetry.shutdown()
 
     app = Starlette(
         routes=[
@@ -441,6 +468,7 @@ def create_app(settings: Settings | None = None, *, policy: Policy | None = None
             Route(TOKEN_PATH, token_endpoint, methods=["POST"]),
         ],
         middleware=[
+            Middleware(TraceMiddleware, telemetry=telemetry),
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(settings.cors_origins),
@@ -458,7 +486,7 @@ def create_app(settings: Settings | None = None, *, policy: Policy | None = None
             Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
             Middleware(
                 AuthenticationMiddleware,
-                backend=TokenBackend(tokens, engine),
+                backend=TokenBackend(tokens, engine, telemetry),
                 on_error=on_auth_error,
             ),
         ],
@@ -470,4 +498,5 @@ def create_app(settings: Settings | None = None, *, policy: Policy | None = None
     app.state.graphql = graphql
     app.state.tokens = tokens
     app.state.settings = settings
+    app.state.telemetry = telemetry
     return app

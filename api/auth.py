@@ -19,6 +19,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 
 from api.identity import address_allowed
+from api.telemetry import Telemetry
 from api.tokens import InvalidToken, TokenClaims, TokenService
 from authz.subject import Subject
 from domain.base import utcnow
@@ -137,9 +138,17 @@ async def load_subject(
 
 
 class TokenBackend(AuthenticationBackend):
-    def __init__(self, tokens: TokenService, engine: AsyncEngine) -> None:
+    def __init__(
+        self, tokens: TokenService, engine: AsyncEngine, telemetry: Telemetry | None = None
+    ) -> None:
         self.tokens = tokens
         self.engine = engine
+        self.telemetry = telemetry or Telemetry()
+
+    def _reject(self, reason: str) -> AuthenticationError:
+        """Counted by reason for operators; the caller is told nothing more than "401"."""
+        self.telemetry.token_rejections.add(1, {"reason": reason})
+        return AuthenticationError(reason)
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
         header = conn.headers.get("authorization")
@@ -147,15 +156,15 @@ class TokenBackend(AuthenticationBackend):
             return None
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise AuthenticationError("malformed authorization header")
+            raise self._reject("malformed")
         try:
             claims = self.tokens.verify(token.strip())
             address = conn.client.host if conn.client else None
             subject = await load_subject(self.engine, claims, address)
         except (InvalidToken, ValueError):
-            raise AuthenticationError("invalid token") from None
+            raise self._reject("invalid") from None
         if subject is None:
-            raise AuthenticationError("revoked or disabled")
+            raise self._reject("revoked_or_disabled")
         return AuthCredentials(["authenticated"]), SubjectUser(subject)
 
 

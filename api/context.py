@@ -6,6 +6,7 @@ Built once per request and never shared: dataloader caches and the session belon
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,11 +18,14 @@ from strawberry.exceptions import StrawberryGraphQLError
 from api.graphql.loaders import Loaders
 from api.ratelimit import RateLimiter
 from api.settings import Settings
+from api.telemetry import Telemetry
 from audit.log import RequestAccessLog
 from authz.gate import Gate
 from authz.policy import Policy
+from authz.probe import NO_PROBE, Probe
 from authz.purpose import PurposeNotAllowed, resolve_purpose
 from authz.subject import Subject
+from domain.disclosure import AccessKind
 from domain.keys import KeyRing
 
 PURPOSE_HEADER = "X-Purpose-Of-Use"
@@ -59,6 +63,9 @@ class RequestContext:
     engine: Any = None
     """For sign-in, which runs before there is a subject (api.identity)."""
     tokens: Any = None
+    telemetry: Telemetry = field(default_factory=Telemetry)
+    unprotected: bool = False
+    """The benchmark's floor for the privacy layers: no access events are written."""
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self._gate)
@@ -74,23 +81,24 @@ class RequestContext:
 
     async def finish(self) -> None:
         """Write the access log and commit. Raises if the log cannot be written (fail closed)."""
-        await self.access_log.flush(self._session)
-        await self._session.commit()
+        t = self.telemetry
+        if self.unprotected:
+            self.access_log.pending.clear()
+        role = ",".join(sorted(self.subject.roles)) or "anonymous"
+        for d in self.access_log.pending:
+            if d.kind is AccessKind.DENIED:
+                t.denials.add(1, {"role": role, "reason": _metric_label(d.reason or "denied")})
+        started = time.perf_counter()
+        with t.span("audit.write", {"audit.events": len(self.access_log.pending)}):
+            await self.access_log.flush(self._session)
+            await self._session.commit()
+        t.audit_write.record(time.perf_counter() - started)
 
     async def abort(self) -> None:
         await self._session.rollback()
 
     async def close(self) -> None:
         await self._session.close()
-
-
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
-
-
-def trace_id_of(traceparent: str | None) -> str | None:
-    """The W3C trace id of the caller's ``traceparent`` header, if well formed."""
-    match = _TRACEPARENT.match(traceparent or "")
-    return match.group(1) if match else None
 
 
 def new_request_id(header: str | None) -> str:
@@ -109,9 +117,11 @@ def build_context(
     client_address: str | None = None,
     purpose: str | None = None,
     user_agent: str | None = None,
-    traceparent: str | None = None,
+    trace_id: str | None = None,
     hash_value: Callable[[object], str] | None = None,
     keys: KeyRing | None = None,
+    probe: Probe = NO_PROBE,
+    unprotected: bool = False,
 ) -> RequestContext:
     session = sessions()
     refused = False
@@ -125,11 +135,19 @@ def build_context(
         client_address=client_address,
         purpose=resolved.value,
         user_agent=(user_agent or None) and user_agent[:200],
-        trace_id=trace_id_of(traceparent),
+        trace_id=trace_id,
         hash_alg=settings.audit_hash,
         hash_value=hash_value,
     )
-    gate = Gate(session=session, subject=subject, policy=policy, sink=access_log, keys=keys)
+    gate = Gate(
+        session=session,
+        subject=subject,
+        policy=policy,
+        sink=access_log,
+        keys=keys,
+        probe=probe,
+        decrypt=not unprotected,
+    )
     return RequestContext(
         subject=subject,
         settings=settings,
@@ -138,4 +156,13 @@ def build_context(
         _gate=gate,
         _session=session,
         purpose_refused=refused,
+        unprotected=unprotected,
     )
+
+
+_LABEL = re.compile(r"^[a-z0-9_:.-]{1,40}$")
+
+
+def _metric_label(reason: str) -> str:
+    """A denial reason as a metric label: codes only (bounded cardinality, never free text)."""
+    return reason if _LABEL.match(reason) else "other"

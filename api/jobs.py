@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -102,6 +103,7 @@ async def run_forever(
     every_seconds: float,
     hash_alg: str,
     deadlines: dict[RiskLevel, timedelta] | None = None,
+    on_escalated: Callable[[int], None] | None = None,
 ) -> None:
     """The in-server scheduler; failures are logged and retried on the next tick."""
     while True:
@@ -109,6 +111,8 @@ async def run_forever(
             count = await escalate_overdue(engine, hash_alg=hash_alg, deadlines=deadlines)
             if count:
                 log.info("escalated %d overdue alerts", count)
+                if on_escalated is not None:
+                    on_escalated(count)
         except Exception:
             log.exception("alert escalation failed; will retry")
         await asyncio.sleep(every_seconds)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -73,7 +74,9 @@ class AlertFeed:
             self._sent.clear()
         self._queues.add(queue)
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run())
+            # A context of its own: not the first subscriber's (its trace id and span would
+            # otherwise label every poll of the feed for as long as it runs).
+            self._task = asyncio.create_task(self._run(), context=contextvars.Context())
         try:
             yield queue
         finally:

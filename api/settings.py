@@ -63,6 +63,13 @@ class Settings:
     subtraction): small groups of students must not be identifiable."""
     audit_retention_days: int = 1095
     """PIPL art. 56 keeps processing records three years; never below 180 days (CSL art. 23)."""
+    kek_rotation_days: int = 90
+    """A key-encryption-key version older than this is due for rotation (``xinqiao keys
+    status``): with the backup retention it bounds how long an erased person's data key stays
+    recoverable from a backup (docs/encryption.md)."""
+    backup_retention_days: int = 30
+    """How long database backups are kept: a version that has wrapped nothing for longer is due
+    for retirement, as no backup that still exists can need it."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -89,6 +96,10 @@ class Settings:
                 ),
                 audit_retention_days=int(
                     e.get("XINQIAO_AUDIT_RETENTION_DAYS", d.audit_retention_days)
+                ),
+                kek_rotation_days=int(e.get("XINQIAO_KEK_ROTATION_DAYS", d.kek_rotation_days)),
+                backup_retention_days=int(
+                    e.get("XINQIAO_BACKUP_RETENTION_DAYS", d.backup_retention_days)
                 ),
                 small_cell_threshold=int(
                     e.get("XINQIAO_SMALL_CELL_THRESHOLD", d.small_cell_threshold)
@@ -127,6 +138,11 @@ class Settings:
         if self.small_cell_threshold < 2:
             raise SystemExit(
                 "invalid configuration: XINQIAO_SMALL_CELL_THRESHOLD must be at least 2"
+            )
+        if self.kek_rotation_days < 1 or self.backup_retention_days < 0:
+            raise SystemExit(
+                "invalid configuration: XINQIAO_KEK_ROTATION_DAYS must be at least 1 and "
+                "XINQIAO_BACKUP_RETENTION_DAYS not negative"
             )
         if self.audit_retention_days < 180:
             raise SystemExit(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.access_log import AccessEvent
 from domain.persons import Person
 from domain.units import Unit
-from domain.values import age_on
+from domain.values import could_be_under
 
 PAGE = 5000
 
@@ -107,7 +107,7 @@ async def minors_report(
 ) -> MinorsReport:
     report = MinorsReport(since, until, now)
     units = dict((await session.execute(select(Unit.id, Unit.name))).all())
-    births: dict[int, date | None] = {}
+    births: dict[int, int | None] = {}
     after = 0
     while True:
         rows = (
@@ -132,13 +132,15 @@ async def minors_report(
         missing = {e.person_id for e in rows if e.person_id is not None} - births.keys()
         if missing:
             found = await session.execute(
-                select(Person.id, Person.birth_date).where(Person.id.in_(missing))
+                select(Person.id, Person.birth_year).where(Person.id.in_(missing))
             )
             births.update(dict(found.all()))
             births.update({pid: None for pid in missing - births.keys()})
         for e in rows:
+            # Only the birth year is in the clear: a person counts as a minor until the end of
+            # the year they turn 18 (as the minors overlay decides); unknown years are left out.
             born = births.get(e.person_id or 0)
-            if born is None or age_on(born, e.occurred_at.date()) >= 18:
+            if born is None or not could_be_under(born, e.occurred_at.date(), 18):
                 continue
             _count(report, e, units)
         after = rows[-1].seq

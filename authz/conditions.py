@@ -17,7 +17,7 @@ from enum import StrEnum
 from sqlalchemy import ColumnElement, and_, false, not_, or_, select, true
 
 from authz.entities import Entity
-from authz.relations import RelationCompiler
+from authz.relations import RelationCompiler, born_after
 from domain import models as m
 from domain.cases import CaseStatus, RiskLevel
 from domain.classification import FieldClass
@@ -81,13 +81,6 @@ SHARE_CONDITIONS: dict[Condition, FieldClass] = {
 Conditions = dict[Condition, ColumnElement[bool]]
 
 
-def _years_ago(today: date, years: int) -> date:
-    try:
-        return today.replace(year=today.year - years)
-    except ValueError:  # 29 February
-        return today.replace(year=today.year - years, day=28)
-
-
 def _sel(*cols: object):  # type: ignore[no-untyped-def]
     return select(*cols).correlate(None)  # type: ignore[call-overload]
 
@@ -123,18 +116,15 @@ class ConditionCompiler:
 
 
 def _person(c: ConditionCompiler) -> Conditions:
-    minor_bound = _years_ago(c.today, 18)
-    under14_bound = _years_ago(c.today, 14)
     p = m.Person
-    # An unknown birth date counts as a minor (and as under 14): the overlays only tighten.
-    minor = or_(p.birth_date.is_(None), p.birth_date > minor_bound)
+    minor = born_after(c.today, 18)
     sensitive = p.id.in_(
         _sel(m.PersonCategory.person_id).where(m.PersonCategory.category.in_(SENSITIVE_CATEGORIES))
     )
     out: Conditions = {
         Condition.MINOR: minor,
-        Condition.UNDER_14: or_(p.birth_date.is_(None), p.birth_date > under14_bound),
-        Condition.ADULT_PLAIN: and_(p.birth_date.is_not(None), not_(minor), not_(sensitive)),
+        Condition.UNDER_14: born_after(c.today, 14),
+        Condition.ADULT_PLAIN: and_(not_(minor), not_(sensitive)),
     }
     for condition, risk in (
         (Condition.HIGH_RISK, RiskLevel.HIGH),
@@ -163,9 +153,7 @@ def _case(c: ConditionCompiler) -> Conditions:
         Condition.MEDIUM_RISK: k.risk_level == RiskLevel.MEDIUM,
         Condition.LOW_RISK: k.risk_level == RiskLevel.LOW,
         Condition.MINOR: k.subject_id.in_(
-            _sel(m.Person.id).where(
-                or_(m.Person.birth_date.is_(None), m.Person.birth_date > _years_ago(c.today, 18))
-            )
+            _sel(m.Person.id).where(born_after(c.today, 18))
         ),
     }
     for condition, category in CATEGORY_CONDITIONS.items():

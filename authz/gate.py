@@ -53,6 +53,7 @@ from authz.overlays import (
     visible_categories,
 )
 from authz.policy import Grant, Policy
+from authz.probe import NO_PROBE, Probe
 from authz.relations import Relation, RelationCompiler
 from authz.subject import Subject
 from domain.assessments import Assessment
@@ -64,15 +65,21 @@ from domain.emergency import EmergencyGrant
 from domain.encryption import DataKey, blind_index
 from domain.errors import DomainError, ErrorCode, NotFound
 from domain.instruments import DEFINITIONS
-from domain.keys import KeyRing, destroy_data_key, key_for, load_data_keys
+from domain.keys import (
+    KeyRing,
+    destroy_data_key,
+    follow_replaced_key,
+    key_for_writing,
+    load_data_keys,
+)
 from domain.persons import Person
 from domain.referrals import Referral, ReferralStatus
 from domain.screening import BandSpan, GradeRow, ScreeningCampaign, Tally, suppressed_table
-from domain.sealing import encrypted_columns, seal, unseal
+from domain.sealing import encrypted_columns, index_columns, seal, sealed_models, unseal
 from domain.session import ROW_SCOPE
 from domain.staff import Role
 from domain.units import Unit, UnitKind
-from domain.values import age_band, mask_name
+from domain.values import age_band_of, mask_name
 
 M = TypeVar("M", bound=Base)
 
@@ -149,6 +156,17 @@ class Page(Generic[M]):
     """The model attribute whose values the cursors carry (to be revealed and logged)."""
 
 
+
+@dataclass
+class GateStats:
+    """What one request's gate did, for its operation span: cheap counters, no values."""
+
+    decisions: int = 0
+    rows: int = 0
+    rows_withheld: int = 0
+    keys_unwrapped: int = 0
+    fields_opened: int = 0
+
 class Gate:
     def __init__(
         self,
@@ -159,9 +177,17 @@ class Gate:
         sink: DisclosureSink,
         now: datetime | None = None,
         keys: KeyRing | None = None,
+        probe: Probe = NO_PROBE,
+        decrypt: bool = True,
     ) -> None:
         self._session = session
         self._keys = keys
+        self._probe = probe
+        self._decrypt = decrypt
+        """False only in the benchmark's unprotected mode: sealed fields are served as stand-ins
+        of their length, no key is unwrapped (it prices decryption; nothing is disclosed)."""
+        self.stats = GateStats()
+        """Counts for this request's operation span (decisions, rows, keys, fields opened)."""
         self._deks: dict[str, DataKey | None] = {}
         """Data keys unwrapped for this request, by owner (None: erased)."""
         self.subject = subject
@@ -173,6 +199,7 @@ class Gate:
         self._decisions: dict[
             tuple[Entity, frozenset[Relation], frozenset[str]], frozenset[FieldClass]
         ] = {}
+        self._plans: dict[type[Base], tuple[ColumnElement[bool], list[Any]] | None] = {}
         self._grants: dict[Entity, frozenset[Grant]] = {}
         # GraphQL resolves sibling fields concurrently; one AsyncSession must not be.
         self._lock = asyncio.Lock()
@@ -216,6 +243,7 @@ class Gate:
             if self.subject.class_cap is not None:
                 decision &= self.subject.class_cap
             self._decisions[key] = decision
+            self.stats.decisions += 1
         return decision
 
     def may(
@@ -233,7 +261,13 @@ class Gate:
 
     def _plan(self, model: type[Base]) -> tuple[ColumnElement[bool], list[Any]] | None:
         """The row filter (any grant: relation AND condition) and the flag columns telling, per
-        row, which relations and conditions hold. None when nothing may be seen."""
+        row, which relations and conditions hold. None when nothing may be seen. Built once per
+        model per request (a page loads the same model at several nesting levels)."""
+        if model not in self._plans:
+            self._plans[model] = self._build_plan(model)
+        return self._plans[model]
+
+    def _build_plan(self, model: type[Base]) -> tuple[ColumnElement[bool], list[Any]] | None:
         entity = entity_of(model)
         link = PERSON_LINKS.get(entity)
         links = [] if link is None else [link.label("link_person")]
@@ -282,16 +316,21 @@ class Gate:
         names = [
             c for c in stmt.selected_columns.keys() if c.startswith(("rel_", "cond_", "link_"))
         ]
-        result = await self._execute(stmt)
-        out: list[Visible[M]] = []
-        for row in result.all():
-            values = dict(zip(names, row[1:], strict=True))
-            rels = frozenset(Relation(n[4:]) for n, v in values.items() if v and n[:4] == "rel_")
-            conds = frozenset(n[5:] for n, v in values.items() if v and n[:5] == "cond_")
-            person = values.get("link_person")
-            out.append(Visible(row[0], rels, entity, conds, person))
-        if encrypted_columns(model):
-            await self._load_keys([v.row for v in out])
+        with self._probe.span("authz.rows", {"authz.entity": entity.value}) as span:
+            result = await self._execute(stmt)
+            out: list[Visible[M]] = []
+            for row in result.all():
+                values = dict(zip(names, row[1:], strict=True))
+                rels = frozenset(
+                    Relation(n[4:]) for n, v in values.items() if v and n[:4] == "rel_"
+                )
+                conds = frozenset(n[5:] for n, v in values.items() if v and n[:5] == "cond_")
+                person = values.get("link_person")
+                out.append(Visible(row[0], rels, entity, conds, person))
+            span["authz.rows_visible"] = len(out)
+            self.stats.rows += len(out)
+            if encrypted_columns(model):
+                await self._load_keys([v.row for v in out])
         return out
 
     # -- encrypted fields --------------------------------------------------------------------
@@ -305,14 +344,20 @@ class Gate:
         """Unwrap the data keys of these rows' owners once per request, in one query."""
         async with self._lock:  # decided inside the lock: concurrent loaders unwrap once
             owners = sorted({r.key_owner for r in rows} - self._deks.keys())
-            if not owners:
+            if not owners or not self._decrypt:
                 return
-            found = await load_data_keys(self._session, self._ring(), owners)
+            with self._probe.span("crypto.unwrap", {"crypto.keys_wanted": len(owners)}) as span:
+                found = await load_data_keys(self._session, self._ring(), owners)
+                span["crypto.keys_unwrapped"] = len(found)
+            self.stats.keys_unwrapped += len(found)
             for owner in owners:
                 self._deks[owner] = found.get(owner)
 
     def _open(self, row: Any, attr: str) -> str | None:
         owner = row.key_owner
+        self.stats.fields_opened += 1
+        if not self._decrypt:
+            return _stand_in(row, attr)
         if owner not in self._deks:
             raise RuntimeError(f"data key of {owner} not loaded before opening {attr}")
         return unseal(row, attr, self._deks[owner])
@@ -322,20 +367,32 @@ class Gate:
         (not a disclosure: nothing leaves the server)."""
         return self._open(visible.row, attr)
 
-    async def seal(self, row: Any, values: dict[str, str | None]) -> None:
+    async def seal(self, row: Any, values: dict[str, object]) -> None:
         """Write plain values into a row's encrypted columns, under its owner's data key
         (created on first use). A new row is flushed first: its id is bound into each
-        ciphertext."""
+        ciphertext. The first seal under an owner in a request locks the owner's key row until
+        the request commits, so a re-encryption (``xinqiao keys rotate --data-keys``) cannot
+        replace the key between this seal and the commit."""
         if row.id is None:
             await self.flush()
         owner = row.key_owner
-        key = self._deks.get(owner)
-        if key is None:
-            async with self._lock:
-                key = await key_for(self._session, self._ring(), owner)
-            self._deks[owner] = key
+        async with self._lock:
+            # Under the key row's lock, re-read (the read cache may predate a re-encryption
+            # that replaced the key; a seal under it would be unreadable once committed).
+            key = await key_for_writing(self._session, self._ring(), owner)
+            read = self._deks.get(owner)
+            if read is not None and read != key:
+                follow_replaced_key(self._session, owner, read, key)
+        self._deks[owner] = key
         ring = self._ring()
         seal(row, key, values, index_key=ring.index_key, suite=ring.suite)
+
+    async def seal_pending(self, row: Any) -> None:
+        """Seal what a domain method set in the clear on an existing row (a closing reason, a
+        dropped follow-up's reason): the column type refuses it otherwise."""
+        plain = _take_plain(row)
+        if plain:
+            await self.seal(row, plain)
 
     async def erase_person(self, person_id: int, reason: str) -> None:
         """Crypto-shred a person: their data key is destroyed, so every field sealed under it is
@@ -356,29 +413,20 @@ class Gate:
             raise NotFound(("id",))
         async with self._lock:
             await destroy_data_key(self._session, f"person:{person_id}")
-        # The ciphertexts go too: unreadable already, and a later write about the person then
-        # starts a new record under a new key instead of mixing keys in one row.
-        await self._execute(
-            update(Person)
-            .where(Person.id == person_id)
-            .values(
-                name=None,
-                id_number=None,
-                phone=None,
-                address=None,
-                name_index=None,
-                id_number_index=None,
-                phone_index=None,
+        # The ciphertexts go too, on every row sealed under the key (their cases, notes,
+        # answers...; the rows stay): unreadable already, and a later write about the person
+        # then starts a new record under a new key instead of mixing keys in one row.
+        for model in sealed_models(Base):
+            owned = model.owned_by("person", person_id)
+            if owned is None:
+                continue
+            cleared = [*encrypted_columns(model), *index_columns(model).values()]
+            await self._execute(
+                update(model)
+                .where(owned)
+                .values({column: None for column in cleared})
+                .execution_options(**scoped)
             )
-            .execution_options(**scoped)
-        )
-        # Their cases' text was sealed under the same key: clear it too (the cases stay).
-        await self._execute(
-            update(Case)
-            .where(Case.subject_id == person_id)
-            .values({column: None for column in encrypted_columns(Case)})
-            .execution_options(**scoped)
-        )
         self._deks[f"person:{person_id}"] = None
         self.record_write(
             Entity.PERSON,
@@ -524,10 +572,7 @@ class Gate:
         """One page in keyset order; ``first`` must already be bounded by the caller."""
         conditions = self._conditions(model, filters)
         pk = inspect(model).primary_key[0]
-        if order.default and not self._usable(model, order.column):
-            order = Order(pk, order.descending)  # type: ignore[arg-type]
-        else:
-            self._check_usable(model, order.column, "排序", "orderBy")
+        order = self.checked_order(model, order)
         if after is not None:
             value, last_id = _decode_cursor(after, order)
             if order.descending:
@@ -552,6 +597,15 @@ class Gate:
         ]
         return Page(items, has_next, after is not None, cursors, order.column.key)
 
+    def checked_order(self, model: type[Base], order: Order) -> Order:
+        """The order a page will use: an explicit order on a class not readable under every
+        grant is refused (it would rank rows by what the subject cannot see); the default one
+        falls back to the record key."""
+        if order.default and not self._usable(model, order.column):
+            return Order(inspect(model).primary_key[0], order.descending)  # type: ignore[arg-type]
+        self._check_usable(model, order.column, "排序", "orderBy")
+        return order
+
     async def count(self, model: type[Base], *, filters: Sequence[Filter] = ()) -> int:
         """Visible rows only: a total never reveals hidden records."""
         conditions = self._conditions(model, filters)
@@ -573,6 +627,7 @@ class Gate:
         wanted = set(ids)
         stmt = self._scoped(model, pk.in_(wanted))
         found = {} if stmt is None else {v.row.id: v for v in await self._rows(model, stmt)}  # type: ignore[attr-defined]
+        self.stats.rows_withheld += len(wanted) - len(found)
         for missing in sorted(wanted - found.keys()) if log_misses else ():
             entity = entity_of(model)
             self._sink.record(
@@ -649,6 +704,8 @@ class Gate:
                 continue
             if name in sealed:
                 value = self._open(visible.row, name)
+                if value is not None and name in visible.row.opened_as:
+                    value = visible.row.opened_as[name](value)
             elif name in derived:
                 source, derive = derived[name]
                 value = derive(self._open(visible.row, source))
@@ -1000,7 +1057,7 @@ class Gate:
             basic = {
                 "masked_name": mask_name(self._open(r, "name")),
                 "gender": r.gender,
-                "age_band": age_band(r.birth_date, self.now.date()),
+                "age_band": age_band_of(self._open(r, "birth_date")),
                 "residence_unit_id": r.residence_unit_id,
             }
             self._sink.record(
@@ -1125,9 +1182,14 @@ class Gate:
         *,
         person_id: int | None = None,
     ) -> int:
-        """Add a row and log the write in one step, so an insert cannot go unrecorded."""
+        """Add a row and log the write in one step, so an insert cannot go unrecorded. Plain
+        values in its encrypted columns are sealed as soon as it has an id (before any of them
+        can reach the database)."""
+        plain = _take_plain(row)
         self.add(row)
         await self.flush()
+        if plain:
+            await self.seal(row, plain)
         record_id: int = row.id  # type: ignore[attr-defined]
         self.record_write(entity_of(type(row)), record_id, fields, action, person_id=person_id)
         return record_id
@@ -1135,10 +1197,17 @@ class Gate:
     async def insert_many(
         self, rows: Sequence[Base], fields: Iterable[str], action: str, person_ids: Sequence[int]
     ) -> list[int]:
-        """Many rows in one flush (an import), each write logged with its person."""
+        """Many rows in one flush (an import), each write logged with its person, plain values
+        sealed as ``insert`` does (the owners' data keys load in one query)."""
+        plain = [_take_plain(row) for row in rows]
         for row in rows:
             self.add(row)
         await self.flush()
+        if any(plain):
+            await self._load_keys(rows)
+            for row, values in zip(rows, plain, strict=True):
+                if values:
+                    await self.seal(row, values)
         names = tuple(fields)
         out: list[int] = []
         for row, person_id in zip(rows, person_ids, strict=True):
@@ -1212,3 +1281,22 @@ def _decode_cursor(cursor: str, order: Order) -> tuple[Any, int]:
     elif not isinstance(value, str | int) or isinstance(value, bool):
         raise bad
     return value, row_id
+
+
+def _take_plain(row: Any) -> dict[str, object]:
+    """Take the plain values out of a row's encrypted columns (leaving them empty), to seal."""
+    plain: dict[str, object] = {}
+    for attr in encrypted_columns(type(row)):
+        value = getattr(row, attr)
+        if value is not None and not isinstance(value, bytes):
+            plain[attr] = value
+            setattr(row, attr, None)
+    return plain
+
+
+def _stand_in(row: Any, attr: str) -> str | None:
+    """The benchmark's unprotected mode: text as long as the sealed value, never the value."""
+    sealed = getattr(row, attr)
+    if sealed is None or attr in row.opened_as:
+        return None
+    return "x" * max(0, len(sealed) - 38)  # header, nonce and tag (domain.encryption)

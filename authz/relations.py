@@ -26,6 +26,12 @@ from domain.consents import ConsentGiver
 from domain.referrals import ReferralStatus
 
 
+def born_after(today: date, age: int) -> ColumnElement[bool]:
+    """SQL for ``domain.values.could_be_under``: the person may be under ``age`` this year, or
+    their birth year is unknown (the overlays only tighten)."""
+    year = m.Person.birth_year
+    return or_(year.is_(None), year >= today.year - age)
+
 class Relation(StrEnum):
     DIRECTORY = "directory"
     JURISDICTION = "jurisdiction"
@@ -62,6 +68,9 @@ class RelationCompiler:
         self.subject = subject
         self.now = now
         self._cache: dict[Entity, Predicates] = {}
+        self._referred: dict[str | None, Select[tuple[int]] | None] = {}
+        """Built once per class per request: the share conditions of every entity ask for the
+        same referral predicates, and building SQLAlchemy expressions is not free."""
 
     def predicates(self, entity: Entity) -> Predicates:
         if entity not in self._cache:
@@ -104,6 +113,11 @@ class RelationCompiler:
         consent may open, whose consent's own scope names it). The share conditions use this, so
         a class is readable only through a referral that is itself valid.
         """
+        if field_class not in self._referred:
+            self._referred[field_class] = self._referred_cases(field_class)
+        return self._referred[field_class]
+
+    def _referred_cases(self, field_class: str | None) -> Select[tuple[int]] | None:
         if self.subject.unit_id is None:
             return None
         in_force = and_(
@@ -117,12 +131,7 @@ class RelationCompiler:
         under_14 = m.Referral.case_id.in_(
             _select(m.Case.id).where(
                 m.Case.subject_id.in_(
-                    _select(m.Person.id).where(
-                        or_(
-                            m.Person.birth_date.is_(None),
-                            m.Person.birth_date > _years_ago(self.now, 14),
-                        )
-                    )
+                    _select(m.Person.id).where(born_after(self.now.date(), 14))
                 )
             )
         )
@@ -131,6 +140,9 @@ class RelationCompiler:
             m.Referral.status == ReferralStatus.ACCEPTED,
             or_(m.Referral.expires_at.is_(None), m.Referral.expires_at > self.now),
             or_(
+                # A high-risk referral without consent rests on its stated reason. Erasing the
+                # subject clears that (sealed) reason, and with it the referral's reach: the
+                # erasure ends processing under it (documented in docs/encryption.md).
                 m.Referral.override_reason.is_not(None),
                 and_(consent_in_force, or_(not_(under_14), guardian_consent)),
             ),
@@ -324,14 +336,6 @@ def _emergency_grant(c: RelationCompiler) -> Predicates:
         Relation.DIRECTORY: true() if c.subject.authenticated else false(),
         Relation.CREATOR: false() if staff is None else m.EmergencyGrant.staff_id == staff,
     }
-
-
-def _years_ago(now: datetime, years: int) -> date:
-    today = now.date()
-    try:
-        return today.replace(year=today.year - years)
-    except ValueError:
-        return today.replace(year=today.year - years, day=28)
 
 
 def _referral(c: RelationCompiler) -> Predicates:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Integer, Text
+from sqlalchemy import ForeignKey, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.base import Base, Id, Protected, UTCDateTime, enum_column, utcnow
 from domain.cases import RiskLevel, SourceChannel
 from domain.classification import FieldClass, classified
 from domain.errors import DomainError, ErrorCode
+from domain.sealing import Encrypted, Sealed, encrypted
 
 
 class AlertStatus(StrEnum):
@@ -47,8 +48,11 @@ def parse_deadlines(text: str) -> dict[RiskLevel, timedelta]:
     return out
 
 
-class Alert(Protected, Base):
+class Alert(Sealed, Protected, Base):
     __tablename__ = "alerts"
+    key_owners = (("person", "person_id"), ("alert", "id"))
+    """About a known person: their key. An alert about nobody yet (a partner's report) has a
+    key of its own; ``person_id`` is never set later."""
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"), index=True)
@@ -59,7 +63,7 @@ class Alert(Protected, Base):
     risk_level: Mapped[RiskLevel] = mapped_column(
         enum_column(RiskLevel), info=classified(FieldClass.CASE_ADMIN)
     )
-    summary: Mapped[str | None] = mapped_column(Text, info=classified(FieldClass.NARRATIVE))
+    summary: Mapped[bytes | None] = mapped_column(Encrypted, info=encrypted(FieldClass.NARRATIVE))
     status: Mapped[AlertStatus] = mapped_column(
         enum_column(AlertStatus), index=True, info=classified(FieldClass.CASE_ADMIN)
     )

@@ -6,14 +6,18 @@ with no case. ``person_id`` is always set, so "who saw this person's results" is
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
+from typing import ClassVar
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.base import Base, Id, Protected, UTCDateTime, enum_column, utcnow
 from domain.classification import FieldClass, classified
+from domain.sealing import Encrypted, Sealed, encrypted
 
 
 class Instrument(StrEnum):
@@ -23,8 +27,10 @@ class Instrument(StrEnum):
     AD8 = "ad8"
 
 
-class Assessment(Protected, Base):
+class Assessment(Sealed, Protected, Base):
     __tablename__ = "assessments"
+    key_owners = (("person", "person_id"),)
+    opened_as: ClassVar[dict[str, Callable[[str], object]]] = {"answers": json.loads}
     __table_args__ = (
         # One result per student per campaign, whatever races two imports run.
         UniqueConstraint("campaign_id", "person_id"),
@@ -47,7 +53,9 @@ class Assessment(Protected, Base):
     instrument: Mapped[Instrument] = mapped_column(
         enum_column(Instrument), info=classified(FieldClass.CLINICAL)
     )
-    answers: Mapped[list[int]] = mapped_column(JSON, info=classified(FieldClass.CLINICAL))
+    answers: Mapped[bytes | None] = mapped_column(Encrypted, info=encrypted(FieldClass.CLINICAL))
+    """Item answers as JSON (``[1, 0, 3]``), sealed. Score, severity and the flag stay in the clear:
+    thresholds, escalation and the suppressed aggregates are computed in SQL."""
     score: Mapped[int] = mapped_column(Integer, info=classified(FieldClass.CLINICAL))
     severity: Mapped[str] = mapped_column(String(32), info=classified(FieldClass.CLINICAL))
     administered_at: Mapped[datetime] = mapped_column(

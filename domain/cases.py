@@ -9,13 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.base import Base, Id, Protected, UTCDateTime, enum_column, utcnow
 from domain.classification import FieldClass, classified
 from domain.errors import DomainError, ErrorCode
-from domain.sealing import Encrypted, encrypted
+from domain.sealing import Encrypted, Sealed, encrypted
 
 
 class RiskLevel(StrEnum):
@@ -53,7 +53,7 @@ TRANSITIONS: dict[CaseStatus, frozenset[CaseStatus]] = {
 NEEDS_REASON = frozenset({CaseStatus.CLOSED})
 
 
-class Case(Protected, Base):
+class Case(Sealed, Protected, Base):
     __tablename__ = "cases"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -95,10 +95,8 @@ class Case(Protected, Base):
     )
     created_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
 
-    @property
-    def key_owner(self) -> str:
-        """A case's text is the subject's: sealed under their data key, erased with them."""
-        return f"person:{self.subject_id}"
+    key_owners = (("person", "subject_id"),)
+    """A case's text is the subject's: sealed under their data key, erased with them."""
 
     def transition(self, to: CaseStatus, *, reason: str | None, at: datetime) -> CaseStatusChange:
         """Move to ``to`` or refuse with the reason; returns the history entry to store."""
@@ -115,7 +113,12 @@ class Case(Protected, Base):
         if to in NEEDS_REASON and not reason:
             raise DomainError(ErrorCode.REQUIRED, "结案须填写结案结果", ("reason",))
         change = CaseStatusChange(
-            case_id=self.id, from_status=current, to_status=to, reason=reason, changed_at=at
+            case_id=self.id,
+            person_id=self.subject_id,
+            from_status=current,
+            to_status=to,
+            reason=reason,
+            changed_at=at,
         )
         if to == CaseStatus.CLOSED:
             self.closed_at = at
@@ -127,18 +130,25 @@ class Case(Protected, Base):
         return change
 
 
-class CaseStatusChange(Protected, Base):
+class CaseStatusChange(Sealed, Protected, Base):
+    """``reason`` is set in the clear by ``Case.transition``; the caller seals it before the
+    flush (the column refuses plaintext)."""
+
     __tablename__ = "case_status_changes"
+    key_owners = (("person", "person_id"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    """The case's subject, copied here: their data key seals this row's text, and their erasure
+    clears it."""
     from_status: Mapped[CaseStatus] = mapped_column(
         enum_column(CaseStatus), info=classified(FieldClass.CASE_ADMIN)
     )
     to_status: Mapped[CaseStatus] = mapped_column(
         enum_column(CaseStatus), info=classified(FieldClass.CASE_ADMIN)
     )
-    reason: Mapped[str | None] = mapped_column(Text, info=classified(FieldClass.NARRATIVE))
+    reason: Mapped[bytes | None] = mapped_column(Encrypted, info=encrypted(FieldClass.NARRATIVE))
     changed_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, info=classified(FieldClass.CASE_ADMIN)
     )

@@ -22,12 +22,13 @@ key derivation) for deployments that must pass a commercial-cryptography assessm
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac as std_hmac
 import os
 import struct
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 from cryptography.exceptions import InvalidTag
@@ -81,19 +82,23 @@ def _aad(suite: Suite, dek_id: int, where: Binding) -> bytes:
     return b"".join(parts)
 
 
-def _seal(suite: Suite, key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+def _seal(
+    suite: Suite, key: bytes, nonce: bytes, plaintext: bytes, aad: bytes, aead: AESGCM | None = None
+) -> bytes:
     if suite is Suite.AES256_GCM:
-        return AESGCM(key).encrypt(nonce, plaintext, aad)
+        return (aead or AESGCM(key)).encrypt(nonce, plaintext, aad)
     encryptor = Cipher(algorithms.SM4(key), modes.GCM(nonce)).encryptor()
     encryptor.authenticate_additional_data(aad)
     body = encryptor.update(plaintext) + encryptor.finalize()
     return body + encryptor.tag
 
 
-def _open(suite: Suite, key: bytes, nonce: bytes, sealed: bytes, aad: bytes) -> bytes:
+def _open(
+    suite: Suite, key: bytes, nonce: bytes, sealed: bytes, aad: bytes, aead: AESGCM | None = None
+) -> bytes:
     try:
         if suite is Suite.AES256_GCM:
-            return AESGCM(key).decrypt(nonce, sealed, aad)
+            return (aead or AESGCM(key)).decrypt(nonce, sealed, aad)
         body, tag = sealed[:-TAG], sealed[-TAG:]
         decryptor = Cipher(algorithms.SM4(key), modes.GCM(nonce, tag)).decryptor()
         decryptor.authenticate_additional_data(aad)
@@ -109,10 +114,15 @@ class DataKey:
     id: int
     suite: Suite
     secret: bytes
+    _aead: AESGCM | None = field(default=None, init=False, repr=False, compare=False)
+    """The AES-GCM context, built once per key (rebuilding it cost a quarter of a field's
+    decryption; see tests/bench/decrypt_cost.py)."""
 
     def __post_init__(self) -> None:
         if len(self.secret) != self.suite.key_size:
             raise ValueError("data key of the wrong size for its suite")
+        if self.suite is Suite.AES256_GCM:
+            object.__setattr__(self, "_aead", AESGCM(self.secret))
 
     def __repr__(self) -> str:  # never print the key
         return f"DataKey(id={self.id}, suite={self.suite.name})"
@@ -123,7 +133,14 @@ class DataKey:
         return (
             header
             + nonce
-            + _seal(self.suite, self.secret, nonce, plaintext, _aad(self.suite, self.id, where))
+            + _seal(
+                self.suite,
+                self.secret,
+                nonce,
+                plaintext,
+                _aad(self.suite, self.id, where),
+                self._aead,
+            )
         )
 
     def decrypt(self, ciphertext: bytes, where: Binding) -> bytes:
@@ -132,12 +149,13 @@ class DataKey:
             raise CiphertextError("ciphertext is under another data key")
         nonce = ciphertext[HEADER.size : HEADER.size + NONCE]
         sealed = ciphertext[HEADER.size + NONCE :]
-        return _open(self.suite, self.secret, nonce, sealed, _aad(self.suite, self.id, where))
+        aad = _aad(self.suite, self.id, where)
+        return _open(self.suite, self.secret, nonce, sealed, aad, self._aead)
 
 
 def read_header(ciphertext: bytes) -> tuple[int, Suite, int]:
     """(version, suite, data key id) of a ciphertext, checked for shape only."""
-    if not isinstance(ciphertext, bytes | bytearray) or len(ciphertext) < MIN_LENGTH:
+    if not isinstance(ciphertext, (bytes, bytearray)) or len(ciphertext) < MIN_LENGTH:  # noqa: UP038
         raise CiphertextError("truncated or not a ciphertext")
     version, suite, dek_id = HEADER.unpack_from(ciphertext)
     if version != VERSION:
@@ -161,6 +179,9 @@ class KeyEncryptionKey:
 
     version: int
     secret: bytes
+    _subkeys: dict[Suite, bytes] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if len(self.secret) != 32:
@@ -171,10 +192,15 @@ class KeyEncryptionKey:
 
     def _key_for(self, suite: Suite) -> bytes:
         # One subkey per purpose and suite: the KEK itself never keys an algorithm directly
-        # (and SM4's 128-bit key is derived, never truncated).
-        if suite is Suite.AES256_GCM:
-            return derive(self.secret, b"xq1 kek wrap aes256gcm", 32)
-        return derive(self.secret, b"xq1 kek wrap sm4gcm", 16, suite)
+        # (and SM4's 128-bit key is derived, never truncated). Derived once per process.
+        subkey = self._subkeys.get(suite)
+        if subkey is None:
+            if suite is Suite.AES256_GCM:
+                subkey = derive(self.secret, b"xq1 kek wrap aes256gcm", 32)
+            else:
+                subkey = derive(self.secret, b"xq1 kek wrap sm4gcm", 16, suite)
+            self._subkeys[suite] = subkey
+        return subkey
 
     def wrap(self, key: DataKey, owner: str) -> bytes:
         where = Binding("data_keys", owner, key.id)
@@ -236,8 +262,13 @@ def normalise(kind: str, value: str) -> str:
 def blind_index(index_key: bytes, kind: str, value: str, suite: Suite = Suite.AES256_GCM) -> bytes:
     """Keyed HMAC of the normalised value, under a subkey per kind (an ID number's index never
     equals a phone's). Full width (32 bytes): exact lookup without decryption, no false hits."""
-    subkey = derive(index_key, b"xq1 blind index " + kind.encode(), 32, suite)
+    subkey = _index_subkey(index_key, kind, suite)
     algorithm = hashes.SHA256() if suite is Suite.AES256_GCM else hashes.SM3()
     mac = crypto_hmac.HMAC(subkey, algorithm)
     mac.update(normalise(kind, value).encode())
     return mac.finalize()
+
+
+@functools.lru_cache(maxsize=32)
+def _index_subkey(index_key: bytes, kind: str, suite: Suite) -> bytes:
+    return derive(index_key, b"xq1 blind index " + kind.encode(), 32, suite)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.base import Base, Id, Protected, UTCDateTime, enum_column, utcnow
 from domain.classification import FieldClass, classified
+from domain.sealing import Encrypted, Sealed, encrypted
 
 
 class SpecialFamilyType(StrEnum):
@@ -30,8 +31,10 @@ class MemberRelationship(StrEnum):
     OTHER = "other"
 
 
-class Family(Protected, Base):
+class Family(Sealed, Protected, Base):
     __tablename__ = "families"
+    key_owners = (("family", "id"),)
+    """Family-level text has the family's own key: it is about several people at once."""
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     residence_unit_id: Mapped[int] = mapped_column(
@@ -40,8 +43,8 @@ class Family(Protected, Base):
     special_type: Mapped[SpecialFamilyType | None] = mapped_column(
         enum_column(SpecialFamilyType), info=classified(FieldClass.SENSITIVE_CATEGORY)
     )
-    circumstances: Mapped[str | None] = mapped_column(
-        Text, info=classified(FieldClass.FAMILY_CIRCUMSTANCE)
+    circumstances: Mapped[bytes | None] = mapped_column(
+        Encrypted, info=encrypted(FieldClass.FAMILY_CIRCUMSTANCE)
     )
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, info=classified(FieldClass.BASIC)
@@ -60,8 +63,9 @@ class FamilyMember(Protected, Base):
     )
 
 
-class VolunteerLink(Protected, Base):
+class VolunteerLink(Sealed, Protected, Base):
     __tablename__ = "volunteer_links"
+    key_owners = (("family", "family_id"),)
     __table_args__ = (UniqueConstraint("family_id", "staff_id"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -70,4 +74,4 @@ class VolunteerLink(Protected, Base):
     active: Mapped[bool] = mapped_column(
         Boolean, default=True, info=classified(FieldClass.CASE_ADMIN)
     )
-    note: Mapped[str | None] = mapped_column(String(200), info=classified(FieldClass.NARRATIVE))
+    note: Mapped[bytes | None] = mapped_column(Encrypted, info=encrypted(FieldClass.NARRATIVE))

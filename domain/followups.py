@@ -6,20 +6,27 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.base import Base, Id, Protected, UTCDateTime, enum_column, utcnow
 from domain.classification import FieldClass, classified
 from domain.errors import DomainError, ErrorCode
 from domain.interventions import InterventionKind
+from domain.sealing import Encrypted, Sealed, encrypted
 
 
-class FollowUp(Protected, Base):
+class FollowUp(Sealed, Protected, Base):
+    """``dropped_reason`` is set in the clear by ``drop``; the caller seals it before the flush."""
+
     __tablename__ = "follow_ups"
+    key_owners = (("person", "person_id"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    """The case's subject, copied here: their data key seals this row's text, and their erasure
+    clears it."""
     kind: Mapped[InterventionKind] = mapped_column(
         enum_column(InterventionKind), info=classified(FieldClass.CASE_ADMIN)
     )
@@ -33,8 +40,8 @@ class FollowUp(Protected, Base):
         UTCDateTime, index=True, info=classified(FieldClass.CASE_ADMIN)
     )
     intervention_id: Mapped[int | None] = mapped_column(ForeignKey("interventions.id"))
-    dropped_reason: Mapped[str | None] = mapped_column(
-        String(500), info=classified(FieldClass.NARRATIVE)
+    dropped_reason: Mapped[bytes | None] = mapped_column(
+        Encrypted, info=encrypted(FieldClass.NARRATIVE)
     )
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, info=classified(FieldClass.CASE_ADMIN)

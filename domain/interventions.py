@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Text
+from sqlalchemy import ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.base import Base, Id, Protected, UTCDateTime, enum_column, utcnow
 from domain.classification import FieldClass, classified
+from domain.sealing import Encrypted, Sealed, encrypted
 
 
 class InterventionKind(StrEnum):
@@ -26,11 +27,15 @@ class InterventionKind(StrEnum):
     EMERGENCY_RESPONSE = "emergency_response"
 
 
-class Intervention(Protected, Base):
+class Intervention(Sealed, Protected, Base):
     __tablename__ = "interventions"
+    key_owners = (("person", "person_id"), ("family", "family_id"))
+    """A case's notes are its subject's; a family visit's are the family's."""
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"), index=True)
+    """The case's subject, copied here (set exactly when ``case_id`` is)."""
     family_id: Mapped[int | None] = mapped_column(ForeignKey("families.id"), index=True)
     """For family-level services without a case (a volunteer's condolence visit, 慰问)."""
     kind: Mapped[InterventionKind] = mapped_column(
@@ -45,5 +50,5 @@ class Intervention(Protected, Base):
     unit_id: Mapped[int] = mapped_column(
         ForeignKey("units.id"), info=classified(FieldClass.CASE_ADMIN)
     )
-    notes: Mapped[str | None] = mapped_column(Text, info=classified(FieldClass.NARRATIVE))
-    outcome: Mapped[str | None] = mapped_column(Text, info=classified(FieldClass.NARRATIVE))
+    notes: Mapped[bytes | None] = mapped_column(Encrypted, info=encrypted(FieldClass.NARRATIVE))
+    outcome: Mapped[bytes | None] = mapped_column(Encrypted, info=encrypted(FieldClass.NARRATIVE))

@@ -11,13 +11,13 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import ClassVar
 
-from sqlalchemy import Date, ForeignKey, LargeBinary
+from sqlalchemy import ForeignKey, Integer, LargeBinary
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from domain.base import Base, Id, Protected, UTCDateTime, enum_column, utcnow
 from domain.classification import FieldClass, classified
-from domain.sealing import Encrypted, encrypted, indexed_by
-from domain.values import age_band, age_on, mask_id_number, mask_name
+from domain.sealing import Encrypted, Sealed, encrypted, indexed_by
+from domain.values import age_band_of, could_be_under, mask_id_number, mask_name, utc_today
 
 MINOR_AGE = 18
 CONSENT_AGE = 14
@@ -70,15 +70,23 @@ SENSITIVE_CATEGORIES = frozenset(
 )
 
 
-class Person(Protected, Base):
+class Person(Sealed, Protected, Base):
     __tablename__ = "persons"
+    key_owners = (("person", "id"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     name: Mapped[bytes | None] = mapped_column(Encrypted, info=encrypted(FieldClass.IDENTITY))
     """Encrypted, like the ID number, phone and address: sealed by the gate once the row has an
     id (``domain.sealing``); looked up by blind index, never by value."""
     gender: Mapped[Gender] = mapped_column(enum_column(Gender), info=classified(FieldClass.BASIC))
-    birth_date: Mapped[date | None] = mapped_column(Date, info=classified(FieldClass.IDENTITY))
+    birth_date: Mapped[bytes | None] = mapped_column(
+        Encrypted, info=encrypted(FieldClass.IDENTITY)
+    )
+    """Sealed (ISO date). Only the year stays in the clear, for the minors rules in SQL."""
+    birth_year: Mapped[int | None] = mapped_column(Integer, info=classified(FieldClass.IDENTITY))
+    """Decides the minors and under-14 rules, erring protective: someone counts as under 18 (14)
+    until the end of the calendar year of their 18th (14th) birthday. A full date in the clear
+    would, with the region and gender, narrow a person down; the year alone barely does."""
     id_number: Mapped[bytes | None] = mapped_column(Encrypted, info=encrypted(FieldClass.ID_NUMBER))
     phone: Mapped[bytes | None] = mapped_column(Encrypted, info=encrypted(FieldClass.CONTACT))
     address: Mapped[bytes | None] = mapped_column(Encrypted, info=encrypted(FieldClass.CONTACT))
@@ -118,28 +126,24 @@ class Person(Protected, Base):
         "sensitive_categories": FieldClass.SENSITIVE_CATEGORY,
     }
 
+    opened_as: ClassVar[dict[str, Callable[[str], object]]] = {"birth_date": date.fromisoformat}
     derived_from: ClassVar[dict[str, tuple[str, Callable[[str | None], str | None]]]] = {
         "masked_name": ("name", mask_name),
         "masked_id_number": ("id_number", mask_id_number),
+        "age_band": ("birth_date", age_band_of),
         # 110105********1234: region and last four only (GB/T 35273 display limits).
     }
     """Derived from an encrypted field: the gate computes them from the opened value."""
 
     @property
-    def key_owner(self) -> str:
-        return f"person:{self.id}"
-
-    @property
-    def age_band(self) -> str | None:
-        return age_band(self.birth_date, date.today())
-
-    @property
     def is_minor(self) -> bool:
-        return self.birth_date is not None and age_on(self.birth_date, date.today()) < MINOR_AGE
+        """As the minors overlay decides it (unknown counts as a minor)."""
+        return could_be_under(self.birth_year, utc_today(), MINOR_AGE)
 
     @property
     def is_under_consent_age(self) -> bool:
-        return self.birth_date is not None and age_on(self.birth_date, date.today()) < CONSENT_AGE
+        """As the guardian-consent rule decides it (unknown counts as under 14)."""
+        return could_be_under(self.birth_year, utc_today(), CONSENT_AGE)
 
     @property
     def categories(self) -> list[PopulationCategory]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.base import Base, Id, Protected, UTCDateTime, enum_column, utcnow
 from domain.classification import FieldClass, classified
 from domain.errors import DomainError, ErrorCode
+from domain.sealing import Encrypted, Sealed, encrypted
 
 
 class ReferralStatus(StrEnum):
@@ -20,11 +21,15 @@ class ReferralStatus(StrEnum):
     CLOSED = "closed"
 
 
-class Referral(Protected, Base):
+class Referral(Sealed, Protected, Base):
     __tablename__ = "referrals"
+    key_owners = (("person", "person_id"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    """The case's subject, copied here: their data key seals this row's text, and their erasure
+    clears it."""
     from_unit_id: Mapped[int] = mapped_column(
         ForeignKey("units.id"), info=classified(FieldClass.CASE_ADMIN)
     )
@@ -37,7 +42,9 @@ class Referral(Protected, Base):
         enum_column(ReferralStatus), index=True, info=classified(FieldClass.CASE_ADMIN)
     )
     consent_id: Mapped[int | None] = mapped_column(ForeignKey("consents.id"))
-    override_reason: Mapped[str | None] = mapped_column(Text, info=classified(FieldClass.NARRATIVE))
+    override_reason: Mapped[bytes | None] = mapped_column(
+        Encrypted, info=encrypted(FieldClass.NARRATIVE)
+    )
     """Why a high-risk case was referred without consent."""
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, info=classified(FieldClass.CASE_ADMIN)

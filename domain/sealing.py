@@ -9,10 +9,12 @@ does it for requests (``authz.gate``), ``api.keyring.seal_row`` for operator pat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import json
+from collections.abc import Callable, Iterator, Mapping
+from datetime import date
+from typing import Any, ClassVar
 
-from sqlalchemy import Dialect, LargeBinary, inspect
+from sqlalchemy import ColumnElement, Dialect, LargeBinary, and_, inspect
 from sqlalchemy.types import TypeDecorator
 
 from domain.classification import FieldClass, classified
@@ -44,6 +46,52 @@ class Encrypted(TypeDecorator[bytes]):
         except CiphertextError:
             raise PlaintextRefused("not a ciphertext: refusing to write it") from None
         return value
+
+
+class Sealed:
+    """A model with encrypted columns, and whose data key seals them.
+
+    ``key_owners`` is a table, read in order: the first attribute that is set names the owner
+    (``("person", "person_id")`` → ``person:42``). The subject's records use the person's key
+    (so erasing the person reaches them); family-level text uses the family's key. A row's owner
+    must not change after its first seal.
+    """
+
+    key_owners: ClassVar[tuple[tuple[str, str], ...]]
+    opened_as: ClassVar[Mapping[str, Callable[[str], Any]]] = {}
+    """How an opened value becomes the API's value (sealed text is always a string: a date is
+    sealed as ISO text, a list as JSON)."""
+
+    @property
+    def key_owner(self) -> str:
+        for kind, attr in self.key_owners:
+            value = getattr(self, attr)
+            if value is not None:
+                return f"{kind}:{value}"
+        raise ValueError(f"{type(self).__name__} has no key owner set")
+
+    @classmethod
+    def owned_by(cls, kind: str, owner_id: int) -> ColumnElement[bool] | None:
+        """SQL for "this row's key owner is ``kind:owner_id``" (None: never owned by ``kind``)."""
+        earlier: list[ColumnElement[bool]] = []
+        for k, attr in cls.key_owners:
+            column = getattr(cls, attr)
+            if k == kind:
+                return and_(*earlier, column == owner_id)
+            earlier.append(column.is_(None))
+        return None
+
+
+def sealed_models(base: type) -> Iterator[type[Sealed]]:
+    """Every mapped model with encrypted columns (for erasure and re-encryption). All models
+    are imported first: a registry holds only the classes imported so far, and a re-encryption
+    that missed a table would leave its text under key material that no longer exists."""
+    import domain.models  # noqa: F401
+
+    for mapper in base.registry.mappers:  # type: ignore[attr-defined]
+        model = mapper.class_
+        if issubclass(model, Sealed) and encrypted_columns(model):
+            yield model
 
 
 def encrypted(field_class: FieldClass) -> dict[str, Any]:
@@ -82,10 +130,19 @@ def index_columns(model: type) -> dict[str, str]:
 INDEX_KINDS = {"id_number": "id_number", "phone": "phone", "name": "name"}
 
 
+def as_text(value: object) -> str | None:
+    """What is sealed for a value: text as is, a date in ISO form, anything else as JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, date):
+        return value.isoformat()
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def seal(
     row: Any,
     key: DataKey,
-    values: Mapping[str, str | None],
+    values: Mapping[str, object],
     *,
     index_key: bytes,
     suite: Suite,
@@ -96,7 +153,8 @@ def seal(
         raise ValueError("seal a row after it has an id")
     table = type(row).__tablename__
     indexes = index_columns(type(row))
-    for attr, value in values.items():
+    for attr, raw in values.items():
+        value = as_text(raw)
         if attr not in encrypted_columns(type(row)):
             raise ValueError(f"{attr} is not an encrypted column")
         sealed = (

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 
 from domain.errors import DomainError, ErrorCode
 
@@ -93,6 +93,24 @@ def bounded_text(raw: str, *, limit: int, required: bool = True) -> str:
 
 def age_on(birth: date, today: date) -> int:
     return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
+
+
+def could_be_under(birth_year: int | None, today: date, age: int) -> bool:
+    """Whether someone born in ``birth_year`` may be younger than ``age`` at some point of
+    ``today``'s year: the protective reading when only the year is known (None: unknown, so yes).
+    Mirrored in SQL by ``authz.conditions.born_after``."""
+    return birth_year is None or today.year - birth_year <= age
+
+
+def utc_today() -> date:
+    """Today as the SQL rules see it (the gate's clock is UTC): Python and SQL must agree on
+    who is a minor even in the hours when local and UTC dates differ."""
+    return datetime.now(UTC).date()
+
+
+def age_band_of(birth_date: str | None) -> str | None:
+    """``age_band`` of an opened (ISO) birth date, as of today."""
+    return None if birth_date is None else age_band(date.fromisoformat(birth_date), utc_today())
 
 
 def age_band(birth: date | None, today: date) -> str | None:

@@ -29,6 +29,7 @@ from api.keyring import verify as verify_keys
 from api.settings import Settings
 from domain.session import create_engine
 from migrations import runner
+from tests import observability
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 DEMO_PERSONS = 1000
@@ -147,11 +148,58 @@ async def _make_api(backend: str, root: Path) -> tuple[Api, str | None]:
     district = await load_demo(engine, persons=DEMO_PERSONS, seed=11, keys=load_keys(root / "keys"))
     init_keys(root / "keys")
     settings = Settings(database_url=url, key_dir=root / "keys")
-    app = create_app(settings)
+    app = create_app(settings, telemetry=observability.TELEMETRY)
+    await _remember_secrets(engine, app.state.keys)
     # What the ASGI lifespan does at start-up (the in-process transport runs no lifespan).
     await verify_keys(app.state.engine, app.state.keys)
     app.state.keys_verified = True
     return Api(backend, app, app.state.engine, district, url), pg_name
+
+
+async def _remember_secrets(engine: AsyncEngine, keys: Any) -> None:
+    """Every sealed value of the demo, for the end-of-session scan of logs and telemetry."""
+    from domain import models as m
+
+    for row, attr, _, value in await observability.open_sealed(engine, keys):
+        # Two-character names and stock phrases also occur in ordinary text; the scan looks
+        # for names of three or more characters, every ID number, phone and birth date, and
+        # free text of eight or more.
+        if not value or attr == "answers":
+            continue
+        if isinstance(row, m.Person) and (attr != "name" or len(value) >= 3):
+            observability.SECRETS.add(value)
+        elif not isinstance(row, m.Person) and len(value) >= 8:
+            observability.SECRETS.add(value)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    observability.capture_logs()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if any log line or span attribute of the whole suite holds a demo person's
+    name, ID number or phone (issue 7: logs and traces never carry personal data)."""
+    secrets = observability.SECRETS
+    if not secrets:
+        return
+    in_logs = observability.hits(observability.LOGS.getvalue(), secrets)
+    telemetry = observability.SPANS.values | observability.metric_labels()
+    in_spans = observability.hits("\n".join(telemetry), secrets)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if in_logs or in_spans:
+        if reporter is not None:
+            reporter.write_line(
+                f"PRIVACY SCAN FAILED: {len(in_logs)} personal values in logs, "
+                f"{len(in_spans)} in span attributes, e.g. {(in_logs + in_spans)[:3]}",
+                red=True,
+            )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif reporter is not None:
+        reporter.write_line(
+            f"privacy scan: {len(secrets)} demo values, none in "
+            f"{len(observability.LOGS.getvalue())} bytes of logs or "
+            f"{observability.SPANS.count} spans"
+        )
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

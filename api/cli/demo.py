@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from faker import Faker
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from domain import models as m
@@ -32,7 +32,7 @@ from domain.interventions import InterventionKind
 from domain.keys import KeyRing, ensure_version
 from domain.persons import Gender, GuardianRelationship, PopulationCategory
 from domain.referrals import ReferralStatus
-from domain.sealing import seal
+from domain.sealing import encrypted_columns, index_columns, seal
 from domain.session import system_session
 from domain.staff import Role
 from domain.units import UnitKind
@@ -496,17 +496,11 @@ def _maybe_case(
         b.interventions.append(_intervention(g, ci, lead, g.rng.choice(list(InterventionKind))))
 
 
-SEALED_PERSON_FIELDS = ("name", "id_number", "phone", "address")
-
-
-async def _seal_persons(
-    s: AsyncSession, keys: KeyRing, person_ids: list[int], plain: list[dict[str, Any]]
-) -> dict[int, DataKey]:
-    """A data key per person and their fields sealed under it, a few statements per thousand:
-    the data keys are inserted, wrapped once their ids exist, and the persons updated."""
-    now = datetime.now(UTC)
+async def _new_keys(s: AsyncSession, keys: KeyRing, owners: list[str]) -> dict[str, DataKey]:
+    """A data key per owner, a few statements per thousand: the records are inserted, wrapped
+    once their ids exist (the id is in the wrapping's associated data), and updated."""
     await ensure_version(s, keys)  # the version and its check value, before wrapping under it
-    owners = [f"person:{pid}" for pid in person_ids]
+    now = datetime.now(UTC)
     dek_ids = await _insert(
         s,
         m.DataKeyRecord,
@@ -521,49 +515,42 @@ async def _seal_persons(
             for o in owners
         ],
     )
-    wrapped, sealed = [], []
-    made: dict[int, DataKey] = {}
-    for pid, owner, dek_id, values in zip(person_ids, owners, dek_ids, plain, strict=True):
-        key = made[pid] = new_data_key(dek_id, keys.suite)
+    made: dict[str, DataKey] = {}
+    wrapped = []
+    for owner, dek_id in zip(owners, dek_ids, strict=True):
+        key = made[owner] = new_data_key(dek_id, keys.suite)
         wrapped.append({"id": dek_id, "wrapped": keys.current.wrap(key, owner)})
-        row = m.Person(id=pid)
-        seal(row, key, values, index_key=keys.index_key, suite=keys.suite)
-        sealed.append(
-            {"id": pid}
-            | {a: getattr(row, a) for a in SEALED_PERSON_FIELDS}
-            | {f"{a}_index": getattr(row, f"{a}_index") for a in ("name", "id_number", "phone")}
-        )
     for start in range(0, len(wrapped), BATCH):
         await s.execute(update(m.DataKeyRecord), wrapped[start : start + BATCH])
-        await s.execute(update(m.Person), sealed[start : start + BATCH])
     return made
 
 
-SEALED_CASE_FIELDS = ("presenting_problem", "support_plan", "diagnosis", "closure_outcome")
-
-
-async def _seal_cases(
+async def _seal_rows(
     s: AsyncSession,
     keys: KeyRing,
-    case_ids: list[int],
-    rows: list[dict[str, Any]],
+    rows: list[Any],
     plain: list[dict[str, Any]],
-    subject_keys: dict[int, DataKey],
+    deks: dict[str, DataKey],
 ) -> None:
-    """Cases' text under their subjects' keys (made with the subjects in this batch)."""
+    """Seal each row's plain values under its owner's key (``rows`` are transient instances
+    carrying the id and the owner columns), then write the ciphertexts in bulk updates."""
+    if not rows:
+        return
+    model = type(rows[0])
+    indexes = index_columns(model)
     sealed = []
-    for cid, row, values in zip(case_ids, rows, plain, strict=True):
-        case = m.Case(id=cid, subject_id=row["subject_id"])
-        seal(
-            case,
-            subject_keys[row["subject_id"]],
-            values,
-            index_key=keys.index_key,
-            suite=keys.suite,
-        )
-        sealed.append({"id": cid} | {a: getattr(case, a) for a in values})
+    for row, values in zip(rows, plain, strict=True):
+        seal(row, deks[row.key_owner], values, index_key=keys.index_key, suite=keys.suite)
+        written = {a: getattr(row, a) for a in values}
+        written |= {indexes[a]: getattr(row, indexes[a]) for a in values if a in indexes}
+        sealed.append({"id": row.id} | written)
     for start in range(0, len(sealed), BATCH):
-        await s.execute(update(m.Case), sealed[start : start + BATCH])
+        await s.execute(update(model), sealed[start : start + BATCH])
+
+
+def _take(rows: list[dict[str, Any]], model: type) -> list[dict[str, Any]]:
+    """Pop the plain values of ``model``'s encrypted columns out of rows about to be inserted."""
+    return [{c: row.pop(c, None) for c in encrypted_columns(model) if c in row} for row in rows]
 
 
 async def write_batch(
@@ -571,14 +558,20 @@ async def write_batch(
 ) -> list[dict[str, int]]:
     """Insert a batch; returns the ids of its tagged records, per community."""
     categories = [p.pop("_categories") for p in b.persons]
-    plain = [{f: p.pop(f, None) for f in SEALED_PERSON_FIELDS} for p in b.persons]
+    for p in b.persons:
+        p["birth_year"] = p["birth_date"].year
+    plain = _take(b.persons, m.Person)
     person_ids = await _insert(s, m.Person, b.persons)
-    subject_keys = await _seal_persons(s, keys, person_ids, plain)
+    deks = await _new_keys(s, keys, [f"person:{pid}" for pid in person_ids])
+    await _seal_rows(s, keys, [m.Person(id=pid) for pid in person_ids], plain, deks)
     pairs = zip(person_ids, categories, strict=True)
     cat_rows = [{"person_id": pid, "category": c} for pid, cats in pairs for c in cats]
     if cat_rows:
         await s.execute(insert(m.PersonCategory), cat_rows)
+    family_text = _take(b.families, m.Family)
     family_ids = await _insert(s, m.Family, b.families) if b.families else []
+    deks |= await _new_keys(s, keys, [f"family:{fid}" for fid in family_ids])
+    await _seal_rows(s, keys, [m.Family(id=fid) for fid in family_ids], family_text, deks)
     if b.members:
         await s.execute(
             insert(m.FamilyMember),
@@ -606,10 +599,15 @@ async def write_batch(
         )
     for row in b.cases:
         row["subject_id"] = person_ids[row.pop("_subject")]
-    case_text = [{f: row.pop(f, None) for f in SEALED_CASE_FIELDS} for row in b.cases]
+    case_text = _take(b.cases, m.Case)
     case_ids = await _insert(s, m.Case, b.cases) if b.cases else []
-    if b.cases:
-        await _seal_cases(s, keys, case_ids, b.cases, case_text, subject_keys)
+    await _seal_rows(
+        s,
+        keys,
+        [m.Case(id=c, subject_id=r["subject_id"]) for c, r in zip(case_ids, b.cases, strict=True)],
+        case_text,
+        deks,
+    )
     if b.co_units:
         await s.execute(
             insert(m.CaseCoUnit), [{"case_id": case_ids[ci], "unit_id": u} for ci, u in b.co_units]
@@ -626,9 +624,20 @@ async def write_batch(
         case_index = row.pop("_case")
         family_index = row.pop("_family", None)
         row["case_id"] = None if case_index is None else case_ids[case_index]
+        row["person_id"] = None if case_index is None else b.cases[case_index]["subject_id"]
         row["family_id"] = None if family_index is None else family_ids[family_index]
-    for start in range(0, len(b.interventions), BATCH):
-        await s.execute(insert(m.Intervention), b.interventions[start : start + BATCH])
+    notes = _take(b.interventions, m.Intervention)
+    intervention_ids = await _insert(s, m.Intervention, b.interventions) if b.interventions else []
+    await _seal_rows(
+        s,
+        keys,
+        [
+            m.Intervention(id=i, person_id=r["person_id"], family_id=r["family_id"])
+            for i, r in zip(intervention_ids, b.interventions, strict=True)
+        ],
+        notes,
+        deks,
+    )
     for row in b.referrals:
         case_index, consenting = row.pop("_case"), row.pop("_consent")
         consent = m.Consent(
@@ -644,23 +653,28 @@ async def write_batch(
         s.add(
             m.Referral(
                 case_id=case_ids[case_index],
+                person_id=b.cases[case_index]["subject_id"],
                 consent_id=consent.id,
                 created_at=g.now,
                 responded_at=g.now,
                 **row,
             )
         )
-    for row in b.alerts:
-        person = row.pop("_person")
-        s.add(
-            m.Alert(
-                person_id=person_ids[person],
-                raised_at=g.now,
-                routed_at=g.now,
-                ack_deadline=g.now + ACK_DEADLINES[row["risk_level"]],
-                **row,
-            )
+    summaries = _take(b.alerts, m.Alert)
+    alerts = [
+        m.Alert(
+            person_id=person_ids[row.pop("_person")],
+            raised_at=g.now,
+            routed_at=g.now,
+            ack_deadline=g.now + ACK_DEADLINES[row["risk_level"]],
+            **row,
         )
+        for row in b.alerts
+    ]
+    s.add_all(alerts)
+    await s.flush()
+    for alert, summary in zip(alerts, summaries, strict=True):
+        seal(alert, deks[alert.key_owner], summary, index_key=keys.index_key, suite=keys.suite)
     await s.flush()
     ids = {"person": person_ids, "family": family_ids, "case": case_ids}
     records: list[dict[str, int]] = []
@@ -700,6 +714,11 @@ async def load_demo(
             await s.commit()
             if progress:
                 progress(size)
+    async with engine.connect() as conn:
+        # Fresh statistics after a bulk load: without them PostgreSQL's planner guessed a
+        # sequential scan for blind-index lookups at 100k persons (docs/performance.md).
+        await conn.execute(text("ANALYZE"))
+        await conn.commit()
     return d
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -38,16 +39,19 @@ def serve(host: str | None, port: int | None) -> None:
     import uvicorn
 
     from api.app import create_app
+    from api.logs import configure_logging
 
     settings = _settings()
     _ensure_sqlite_dir(settings)
+    configure_logging(os.environ.get("XINQIAO_LOG_LEVEL", "INFO"))
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,
         port=port or settings.port,
         proxy_headers=False,
         server_header=False,
-        log_level="info",
+        log_config=None,  # ours: JSON lines with trace ids (api.logs)
+        access_log=False,  # its lines carry query strings; TraceMiddleware logs requests
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -17,10 +18,58 @@ from strawberry.relay.types import InvalidGlobalIDError
 from api.graphql.errors import is_safe
 from api.graphql.guard import operation_fingerprint
 from api.live import LiveConnection
+from api.telemetry import current_trace_id
 from domain.errors import DomainError, ErrorCode
 
 log = logging.getLogger("xinqiao.api")
 _INPUT_ECHO = re.compile(r"(Variable '\$\w+') got invalid value .*?;", re.S)
+
+
+class Observe(SchemaExtension):
+    """The operation's span and duration metric: its name, type and document hash (never its
+    variables), its errors' codes, and what the gate did (decisions, rows, keys, fields opened).
+    One span per operation; the gate's row loads and key batches are its children."""
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context.context
+        telemetry = getattr(context, "telemetry", None)
+        if telemetry is None or isinstance(context, LiveConnection):
+            yield
+            return
+        started = time.perf_counter()
+        name, kind, errors = "anonymous", "unknown", []
+        with telemetry.span("graphql.operation") as span:
+            try:
+                yield
+            finally:
+                ec = self.execution_context
+                name = _label(ec.operation_name)
+                try:
+                    kind = ec.operation_type.value
+                except Exception:  # not parsed (a refused or malformed document)
+                    kind = "unknown"
+                errors = getattr(ec.result, "errors", None) or []
+                codes = sorted({str((e.extensions or {}).get("code", "ERROR")) for e in errors})
+                span["graphql.operation.name"] = name
+                span["graphql.operation.type"] = kind
+                if ec.query:
+                    span["graphql.document.hash"] = operation_fingerprint(ec.query)
+                if codes:
+                    span["graphql.error.codes"] = ",".join(codes)[:200]
+                stats = context._gate.stats
+                span["authz.decisions"] = stats.decisions
+                span["authz.rows_visible"] = stats.rows
+                span["authz.rows_withheld"] = stats.rows_withheld
+                span["crypto.keys_unwrapped"] = stats.keys_unwrapped
+                span["crypto.fields_opened"] = stats.fields_opened
+                telemetry.request_duration.record(
+                    time.perf_counter() - started,
+                    {
+                        "graphql.operation.name": name,
+                        "graphql.operation.type": kind,
+                        "outcome": "error" if errors else "ok",
+                    },
+                )
 
 
 class AccessLogCommit(SchemaExtension):
@@ -87,22 +136,22 @@ class SafeErrors(SchemaExtension):
         result = self.execution_context.result
         if not isinstance(result, ExecutionResult) or not result.errors:
             return
-        request_id = getattr(self.execution_context.context, "request_id", None)
-        result.errors = [self._clean(e, request_id) for e in result.errors]
+        context = self.execution_context.context
+        ids = error_ids(context)
+        result.errors = [self._clean(e, ids) for e in result.errors]
 
     def on_stream_result(self, result: Any) -> Iterator[None]:  # type: ignore[override]
         """Subscription messages are cleaned like responses."""
         if getattr(result, "errors", None):  # strawberry's result type, not graphql-core's
-            request_id = getattr(self.execution_context.context, "request_id", None)
-            result.errors = [self._clean(e, request_id) for e in result.errors]
+            ids = error_ids(self.execution_context.context)
+            result.errors = [self._clean(e, ids) for e in result.errors]
         yield
 
     @staticmethod
-    def _clean(error: GraphQLError, request_id: str | None) -> GraphQLError:
+    def _clean(error: GraphQLError, ids: dict[str, str]) -> GraphQLError:
         original = error.original_error
         extensions: dict[str, Any] = dict(error.extensions or {})
-        if request_id:
-            extensions["requestId"] = request_id
+        extensions.update(ids)
         if isinstance(original, InvalidGlobalIDError):
             extensions["code"] = ErrorCode.INVALID_ID.value
             return GraphQLError("无效的ID", error.nodes, path=error.path, extensions=extensions)
@@ -123,3 +172,25 @@ class SafeErrors(SchemaExtension):
         return GraphQLError(
             "服务器内部错误 (internal error)", error.nodes, path=error.path, extensions=extensions
         )
+
+
+def error_ids(context: Any) -> dict[str, str]:
+    """The request and trace ids an error carries, so support finds its log lines and spans."""
+    if isinstance(context, LiveConnection):  # a subscription: the delivery being sent, if any
+        context = LiveConnection.current()
+    ids = {"requestId": getattr(context, "request_id", None)}
+    log = getattr(context, "access_log", None)
+    ids["traceId"] = getattr(log, "trace_id", None) or current_trace_id.get()
+    return {k: v for k, v in ids.items() if v}
+
+
+_LONG_NUMBER = re.compile(r"\d{6,}")
+
+
+def _label(operation_name: str | None) -> str:
+    """A client-chosen operation name as a span attribute and metric label: GraphQL names are
+    ASCII, but one could still spell an ID or phone number (``query P110105...``), so a name
+    with a long run of digits is not used."""
+    if not operation_name:
+        return "anonymous"
+    return "redacted" if _LONG_NUMBER.search(operation_name) else operation_name[:64]

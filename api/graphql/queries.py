@@ -111,6 +111,20 @@ async def _connection(
 ) -> Connection[Any]:
     gate = ctx(info).gate
     size = _page_size(info, first)
+    counter = _Counter(lambda: gate.count(type_cls.model, filters=filters))
+    if after is None and not requested(info) & {"edges", "pageInfo"}:
+        # Only ``totalCount``: no page to fetch (an indicator query asked for three counts and
+        # loaded three pages of rows it never showed; docs/performance.md). The order is still
+        # checked, so a refused order is refused the same way with or without edges (and a
+        # cursor, when given, is validated by the page path below).
+        gate.checked_order(type_cls.model, order)
+        return Connection(
+            edges=[],
+            page_info=PageInfo(
+                has_next_page=False, has_previous_page=False, start_cursor=None, end_cursor=None
+            ),
+            _counter=counter,
+        )
     page = await gate.page(type_cls.model, order=order, first=size, after=after, filters=filters)
     names = requested(info, ("edges", "node"))
     # A cursor carries its row's order value: when cursors are shown, that value is disclosed.
@@ -130,7 +144,7 @@ async def _connection(
             start_cursor=page.cursors[0] if page.cursors else None,
             end_cursor=page.cursors[-1] if page.cursors else None,
         ),
-        _counter=_Counter(lambda: gate.count(type_cls.model, filters=filters)),
+        _counter=counter,
     )
 
 

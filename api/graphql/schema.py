@@ -21,7 +21,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from api.graphql.extensions import AccessLogCommit, SafeErrors
+from api.graphql.extensions import AccessLogCommit, Observe, SafeErrors
 from api.graphql.limits import cost_rule
 from api.graphql.mutations.cases import CaseMutations
 from api.graphql.mutations.casework import CaseworkMutations, FollowUpMutations
@@ -89,6 +89,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     depth = settings.max_query_depth
     cost = cost_rule(settings.max_query_cost, settings.default_page_size, settings.max_page_size)
     extensions: list[Callable[[], SchemaExtension]] = [
+        Observe,
         AccessLogCommit,
         SafeErrors,
         lambda: QueryDepthLimiter(max_depth=depth),

@@ -7,7 +7,10 @@ import base64
 
 from sqlalchemy import func, select
 
+from api.keyring import seal_row
 from domain import models as m
+from domain.base import Base
+from domain.sealing import encrypted_columns, sealed_models
 from domain.session import system_session
 from domain.values import id_check_char
 from tests.conftest import Api
@@ -35,12 +38,54 @@ async def test_an_erased_person_is_unreadable_and_unfindable(api: Api) -> None:
         {"u": gid("Unit", api.district.communities[1]["grid"]), "n": number},
     )
     person = created["createPerson"]["person"]["id"]
-    await api.data(
+    opened = await api.data(
         "social.donghu",
         """mutation($s: ID!) { openCase(input: {subject: $s, sourceChannel: GRID_REPORT,
-        riskLevel: LOW, presentingProblem: "独居"}) { errors { code } } }""",
+        riskLevel: LOW, presentingProblem: "独居"}) { case { id } errors { code } } }""",
         {"s": person},
     )
+    case = opened["openCase"]["case"]["id"]
+    # Text about the person in other tables, all sealed under their key.
+    wrote = await api.data(
+        "social.donghu",
+        """mutation($c: ID!, $p: ID!, $u: ID!) {
+          i: recordIntervention(input: {case: $c, kind: HOME_VISIT, notes: "入户：情绪低落待删",
+            outcome: "约定下周再访"}) { intervention { notes } errors { code } }
+          r: raiseAlert(input: {channel: GRID_REPORT, riskLevel: LOW, areaUnit: $u, person: $p,
+            summary: "邻居反映其独居少言待删"}) { errors { code } } }""",
+        {"c": case, "p": person, "u": gid("Unit", api.district.communities[1]["grid"])},
+    )
+    assert wrote["i"] == {"intervention": {"notes": "入户：情绪低落待删"}, "errors": []}
+    more = await api.data(
+        "social.donghu",
+        """mutation($c: ID!) {
+          s: changeCaseStatus(id: $c, status: ASSESSING, reason: "开始评估，家属同意待删") {
+            errors { code } }
+          f: scheduleFollowUp(input: {case: $c, kind: HOME_VISIT, dueAt: "2099-01-01T00:00:00Z"})
+            { followUp { id } errors { code } } }""",
+        {"c": case},
+    )
+    assert more["s"]["errors"] == [] and more["f"]["errors"] == []
+    dropped = await api.data(
+        "social.donghu",
+        """mutation($f: ID!) { dropFollowUp(id: $f, reason: "家属拒绝随访待删") { errors { code } } }""",
+        {"f": more["f"]["followUp"]["id"]},
+    )
+    assert dropped["dropFollowUp"]["errors"] == []
+    case_number = int(base64.b64decode(case).decode().split(":")[1])
+    person_number = int(base64.b64decode(person).decode().split(":")[1])
+    async with system_session(api.engine, reason="test: a counsellor's assessment") as s:
+        assessment = m.Assessment(
+            person_id=person_number,
+            case_id=case_number,
+            instrument="phq9",
+            score=8,
+            severity="mild",
+        )
+        s.add(assessment)
+        await seal_row(s, api.app.state.keys, assessment, {"answers": [1, 1, 1, 1, 1, 1, 1, 1, 0]})
+        await s.commit()
+    assert wrote["r"]["errors"] == [], "raised (read back by the area's team, not the writer)"
     assert len((await api.data("grid.donghu", LOOKUP, {"n": number}))["lookupPersons"]) == 1
 
     refused = await api.data("social.donghu", ERASE, {"id": person, "r": "删除申请 2026-001"})
@@ -63,6 +108,33 @@ async def test_an_erased_person_is_unreadable_and_unfindable(api: Api) -> None:
     assert seen["gender"] == "MALE" and len(seen["cases"]) == 1, "the skeleton stays"
     cases = (await api.data("social.donghu", case_text, {"id": person}))["node"]["cases"]
     assert cases[0]["presentingProblem"] is None, "the case's text went with the key"
+    texts = await api.data(
+        "social.donghu",
+        """query($c: ID!) { node(id: $c) { ... on Case {
+          interventions { notes outcome kind } } } }""",
+        {"c": case},
+    )
+    assert texts["node"]["interventions"] == [
+        {"notes": None, "outcome": None, "kind": "HOME_VISIT"}
+    ]
+    cleared: set[str] = set()
+    async with system_session(api.engine, reason="test: every sealed row of the person") as s:
+        for model in sealed_models(Base):
+            owned = model.owned_by("person", person_number)
+            if owned is None or model is m.Person:
+                continue
+            for row in (await s.execute(select(model).where(owned))).scalars():
+                for column in encrypted_columns(model):
+                    assert getattr(row, column) is None, f"{model.__tablename__}.{column}"
+                cleared.add(model.__tablename__)
+    assert {
+        "cases",
+        "interventions",
+        "assessments",
+        "alerts",
+        "case_status_changes",
+        "follow_ups",
+    } <= cleared
     assert (await api.data("grid.donghu", LOOKUP, {"n": number}))["lookupPersons"] == []
     by_phone = await api.data(
         "grid.donghu", 'query { lookupPersons(phone: "13911112222") { inScope } }'

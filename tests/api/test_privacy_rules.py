@@ -232,6 +232,7 @@ async def test_sharing_a_child_under_14_needs_a_guardian_consent(api: Api) -> No
         await s.flush()
         referral = m.Referral(
             case_id=kase.id,
+            person_id=child,
             from_unit_id=kase.lead_unit_id,
             to_unit_id=api.district.units["partner"],
             purpose="咨询",

@@ -84,3 +84,18 @@ async def test_nested_query_statement_count_is_independent_of_page_size(api: Api
     # would cost 50+ at the larger size. The bound is absolute, whatever the page size.
     assert counts[50] <= counts[5] + 2, (counts, " ".join(seen[5]), " ".join(seen[50]))
     assert counts[5] <= 20 and counts[50] <= 20, counts
+
+
+async def test_a_count_alone_loads_no_page(api: Api) -> None:
+    """``totalCount`` without edges runs the count only; the same count with edges also loads
+    the page. Both give the same number."""
+    count_only = "{ cases(filter: {riskLevel: HIGH}) { totalCount } }"
+    with_page = "{ cases(filter: {riskLevel: HIGH}) { totalCount edges { node { id } } } }"
+    with count_statements(api.engine) as alone:
+        counted = await api.data("zongzhi", count_only)
+    with count_statements(api.engine) as paged:
+        listed = await api.data("zongzhi", with_page)
+    assert counted["cases"]["totalCount"] == listed["cases"]["totalCount"] > 0
+    selects = [s for s in alone if s.lstrip().upper().startswith("SELECT") and " cases" in s]
+    assert len(selects) == 1, "one count statement, no page of rows"
+    assert len([s for s in paged if " cases" in s and "count(" not in s.lower()]) >= 1

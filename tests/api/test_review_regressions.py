@@ -50,6 +50,7 @@ async def test_a_stale_broad_referral_does_not_widen_a_valid_narrow_one(api: Api
         s.add(
             m.Referral(
                 case_id=records["referred_case"],
+                person_id=records["referred_subject"],
                 from_unit_id=api.district.units["partner"],
                 to_unit_id=api.district.units["partner"],
                 purpose="old",

@@ -71,14 +71,19 @@ async def _student(s: Any, api: Api, number: str, home: int, school: int) -> Non
     """As the school's roster import would register a pupil: sealed under their own data key."""
     person = m.Person(
         gender=Gender.FEMALE,
-        birth_date=date(2011, 3, 1),
+        birth_year=2011,
         residence_unit_id=home,
         school_unit_id=school,
         created_at=datetime.now(UTC),
     )
     person.set_categories(set())
     s.add(person)
-    await seal_row(s, api.app.state.keys, person, {"name": "测试学生", "id_number": number})
+    await seal_row(
+        s,
+        api.app.state.keys,
+        person,
+        {"name": "测试学生", "id_number": number, "birth_date": date(2011, 3, 1)},
+    )
 
 
 def phq9_csv(rows: list[tuple[str, Any, Any, list[Any]]], header: str | None = None) -> str:
@@ -115,7 +120,7 @@ async def _db_counts(api: Api, campaign: str) -> tuple[int, int]:
             await s.execute(
                 select(func.count())
                 .select_from(m.Alert)
-                .where(m.Alert.channel == "school_screening", m.Alert.summary.contains(""))
+                .where(m.Alert.channel == "school_screening", m.Alert.summary.is_not(None))
             )
         ).scalar_one()
     return int(results), int(alerts)

@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from api.app import create_app
 from api.cli.demo import DemoExists, district_ids, load_demo
 from api.keyring import init_keys
 from api.keyring import load as load_keys
 from api.settings import Settings
+from api.telemetry import Telemetry
 from authz.policy import AllowAllPolicy, Policy
 from domain.session import create_engine
 from migrations import runner
@@ -46,9 +48,27 @@ async def prepare(url: str, persons: int, key_dir: Path) -> None:
     await engine.dispose()
 
 
-async def measure(url: str, policy: Policy, user: str, runs: int, key_dir: Path) -> list[float]:
+class _Discard(SpanExporter):
+    """Spans made and exported (batched, as in production) to nowhere: the tracing cost."""
+
+    def export(self, spans: Any) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+async def measure(
+    url: str,
+    policy: Policy,
+    user: str,
+    runs: int,
+    key_dir: Path,
+    telemetry: Telemetry | None = None,
+) -> list[float]:
     init_keys(key_dir)
-    app = create_app(Settings(database_url=url, key_dir=key_dir), policy=policy)
+    app = create_app(
+        Settings(database_url=url, key_dir=key_dir),
+        policy=policy,
+        telemetry=telemetry or Telemetry(),
+    )
     d = await district_ids(app.state.engine)
     token = app.state.tokens.issue(staff_id=d.staff[user], username=user, ttl_seconds=3600)
     headers = {"Authorization": f"Bearer {token}"}
@@ -89,9 +109,16 @@ async def main() -> None:
     keys = args.out / "keys"
     await prepare(url, args.persons, keys)
     results = {}
-    for name, policy in (("privacy", Policy()), ("allow_all", AllowAllPolicy())):
-        results[name] = summary(await measure(url, policy, args.user, args.runs, keys))
+    traced = Telemetry.with_exporters([_Discard()], [])
+    for name, policy, telemetry in (
+        ("privacy", Policy(), None),
+        ("privacy_traced", Policy(), traced),
+        ("allow_all", AllowAllPolicy(), None),
+    ):
+        results[name] = summary(await measure(url, policy, args.user, args.runs, keys, telemetry))
+    traced.shutdown()
     ratio = results["privacy"]["p50_ms"] / results["allow_all"]["p50_ms"]
+    tracing = results["privacy_traced"]["p50_ms"] / results["privacy"]["p50_ms"]
     report = {
         "query": "50 cases + subject person + latest intervention, over HTTP in process",
         "account": args.user,
@@ -100,6 +127,7 @@ async def main() -> None:
         "backend": "sqlite",
         **results,
         "ratio_p50_privacy_over_allow_all": round(ratio, 3),
+        "ratio_p50_traced_over_untraced": round(tracing, 3),
     }
     (args.out / "privacy-cost.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))

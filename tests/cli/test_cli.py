@@ -65,7 +65,7 @@ async def test_fresh_database_demo_and_token(empty_database: str, tmp_path: Path
     up = cli(["db", "upgrade"], env)
     assert up.returncode == 0, up.stderr
     assert cli(["keys", "init"], env).returncode == 0
-    assert "0012" in up.stdout
+    assert "0014" in up.stdout
     demo = cli(["demo", "--persons", "300", "--seed", "3"], env)
     assert demo.returncode == 0, demo.stderr
     again = cli(["demo"], env)
@@ -82,7 +82,7 @@ async def test_fresh_database_demo_and_token(empty_database: str, tmp_path: Path
     assert unknown.returncode != 0 and "nobody" in unknown.stderr
     # Below 0010 the columns held plaintext: with persons on file the downgrade refuses (it
     # cannot decrypt without the keys) rather than destroy or expose them.
-    down = cli(["db", "downgrade", "--revision", "0012"], env)
+    down = cli(["db", "downgrade", "--revision", "0013"], env)
     assert down.returncode == 0, down.stderr
     refused = cli(["db", "downgrade", "--revision", "base"], env)
     assert refused.returncode != 0 and "keys" in refused.stderr
@@ -224,3 +224,37 @@ async def test_operator_credentials(empty_database: str, tmp_path: Path) -> None
         env,
     )
     assert bad.returncode != 0
+
+
+async def test_the_re_encryption_command_reseals_every_sealed_table(
+    empty_database: str, tmp_path: Path
+) -> None:
+    """`keys rotate --data-keys` run as an operator runs it (a process that imported only what
+    the CLI imports) re-seals every table with encrypted columns: afterwards every value the
+    demo sealed still opens, and its ciphertext changed."""
+    from api.keyring import load as load_keys
+    from domain.session import create_engine
+    from tests.observability import open_sealed
+
+    env = {"XINQIAO_DATABASE_URL": empty_database, "XINQIAO_KEY_DIR": str(tmp_path / "keys")}
+    for args in (["keys", "init"], ["db", "upgrade"], ["demo", "--persons", "80"]):
+        done = cli(args, env)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    async def sealed() -> dict[tuple[str, int, str], tuple[bytes, str]]:
+        engine = create_engine(empty_database)
+        try:
+            opened = await open_sealed(engine, load_keys(tmp_path / "keys"))
+        finally:
+            await engine.dispose()
+        # ``unseal`` raises if any value no longer opens under its owner's key.
+        return {(r.__tablename__, r.id, c): (raw, plain or "") for r, c, raw, plain in opened}
+
+    before = await sealed()
+    assert {t for t, _, _ in before} >= {"persons", "cases", "interventions", "families", "alerts"}
+    done = cli(["keys", "rotate", "--data-keys"], env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = await sealed()  # raises if any value no longer opens
+    assert after.keys() == before.keys()
+    assert all(after[k][1] == before[k][1] for k in before), "same plaintext"
+    assert all(after[k][0] != before[k][0] for k in before), "every ciphertext re-sealed"

@@ -7,16 +7,22 @@ retired version's file can go; an erased owner's data key is gone."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.testclient import TestClient
 
 from api import keyring
 from api.app import create_app
+from api.cli.demo import load_demo
 from api.settings import Settings
-from domain.keys import DataKeyRecord
+from domain.base import Base
+from domain.keys import DataKeyRecord, KeyRing
+from domain.sealing import encrypted_columns, index_columns, sealed_models, unseal
 from domain.session import create_engine, system_session
 from migrations import runner
 from tests.cli.test_cli import cli
@@ -173,4 +179,96 @@ async def test_retiring_refuses_the_newest_and_unknown_versions(
         await keyring.retire(engine, 1)
     with pytest.raises(SystemExit, match="no key version 7"):
         await keyring.retire(engine, 7)
+    await engine.dispose()
+
+
+async def _sealed_values(engine: AsyncEngine, ring: KeyRing) -> dict[tuple[str, int, str], Any]:
+    """Every non-empty sealed value: (table, row, column) → (ciphertext, plaintext, index)."""
+    out: dict[tuple[str, int, str], Any] = {}
+    async with system_session(engine, reason="test: read every sealed value") as s:
+        for model in sealed_models(Base):
+            rows = list((await s.execute(select(model))).scalars())
+            keys = await keyring.load_data_keys(s, ring, sorted({r.key_owner for r in rows}))
+            indexes = index_columns(model)
+            for row in rows:
+                for attr in encrypted_columns(model):
+                    if getattr(row, attr) is not None:
+                        index = getattr(row, indexes[attr]) if attr in indexes else None
+                        out[(model.__tablename__, row.id, attr)] = (
+                            getattr(row, attr),
+                            unseal(row, attr, keys[row.key_owner]),
+                            index,
+                        )
+    return out
+
+
+def _database_bytes(url: str) -> bytes:
+    if url.startswith("sqlite"):
+        path = Path(url.removeprefix("sqlite+aiosqlite:///"))
+        wal = path.with_name(path.name + "-wal")
+        return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+    dump = subprocess.run(
+        ["pg_dump", "--data-only", url.replace("postgresql+asyncpg://", "postgresql://")],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    return dump.stdout
+
+
+async def test_rekeying_stopped_half_way_and_resumed_reseals_everything(
+    empty_database: str, tmp_path: Path
+) -> None:
+    """Every data key gets fresh material (same id), every sealed value a new ciphertext of the
+    same plaintext; a stop half-way leaves every record readable; blind indexes stay; no
+    plaintext is ever written."""
+    engine = create_engine(empty_database)
+    await runner.upgrade(engine)
+    key_dir = tmp_path / "keys"
+    keyring.init_keys(key_dir)
+    ring = keyring.load(key_dir)
+    await load_demo(engine, persons=12, seed=3, keys=ring)
+    await keyring.verify(engine, ring)
+    before = await _sealed_values(engine, ring)
+    assert {t for t, _, _ in before} >= {"persons", "cases", "interventions", "families"}
+    async with system_session(engine, reason="test") as s:
+        ids = dict((await s.execute(select(DataKeyRecord.owner, DataKeyRecord.id))).all())
+    keyring.add_version(key_dir)
+    ring2 = keyring.load(key_dir)
+    await keyring.verify(engine, ring2)
+
+    seen: list[tuple[int, int]] = []
+    half = await keyring.rekey(
+        engine, ring2, batch=4, max_batches=2, progress=lambda d, t: seen.append((d, t))
+    )
+    assert half == 8 and seen == [(4, len(ids)), (8, len(ids))]
+    middle = await _sealed_values(engine, ring2)
+    assert {k: v[1] for k, v in middle.items()} == {k: v[1] for k, v in before.items()}
+    assert (await keyring.status(engine, rotation_days=90, retention_days=30)).rekey_pending == len(
+        ids
+    ) - 8
+
+    rest = await keyring.rekey(engine, ring2, batch=4)  # resumes: only the keys left
+    assert rest == len(ids) - 8
+    after = await _sealed_values(engine, ring2)
+    assert after.keys() == before.keys()
+    for where, (ciphertext, plain, index) in before.items():
+        assert after[where][0] != ciphertext, f"{where} was not re-sealed"
+        assert after[where][0][:10] == ciphertext[:10], "same header: same data-key id"
+        assert after[where][1:] == (plain, index), f"{where}: plaintext or index changed"
+    async with system_session(engine, reason="test") as s:
+        records = list((await s.execute(select(DataKeyRecord))).scalars())
+    assert {r.owner: r.id for r in records} == ids, "same record ids"
+    assert all(r.kek_version == 2 and r.rekeyed_at and not r.rekey_pending for r in records)
+    raw = _database_bytes(empty_database)
+    plains = {p for _, p, _ in before.values() if p and len(p) >= 4}
+    assert plains and not [p for p in plains if p.encode() in raw], "plaintext in the database"
+    # The old version was emptied by the pass (its data keys moved to version 2).
+    state = await keyring.status(engine, rotation_days=90, retention_days=30)
+    assert [(v.version, v.data_keys, v.emptied_at is not None) for v in state.versions] == [
+        (1, 0, True),
+        (2, len(ids), False),
+    ]
+    # A new run starts a new pass over every key.
+    assert await keyring.rekey(engine, ring2, batch=100) == len(ids)
     await engine.dispose()

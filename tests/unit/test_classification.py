@@ -19,7 +19,7 @@ from domain.persons import Person
 # staff member created it). They carry no personal data of their own; the gate scopes them.
 UNCLASSIFIED_KEYS: dict[str, frozenset[str]] = {
     "PartnerClient": frozenset({"id"}),
-    "FollowUp": frozenset({"id", "case_id", "intervention_id"}),
+    "FollowUp": frozenset({"id", "case_id", "person_id", "intervention_id"}),
     "AccessEvent": frozenset({"id"}),
     "Alert": frozenset(
         {
@@ -36,15 +36,15 @@ UNCLASSIFIED_KEYS: dict[str, frozenset[str]] = {
     "Case": frozenset({"id", "subject_id", "family_id", "created_by_staff_id"}),
     "CaseAssignment": frozenset({"id", "case_id"}),
     "CaseCoUnit": frozenset({"id", "case_id"}),
-    "CaseStatusChange": frozenset({"id", "case_id", "changed_by_staff_id"}),
+    "CaseStatusChange": frozenset({"id", "case_id", "person_id", "changed_by_staff_id"}),
     "Consent": frozenset({"id", "person_id", "guardian_id"}),
     "Family": frozenset({"id"}),
     "FamilyMember": frozenset({"id", "family_id", "person_id"}),
     "Guardianship": frozenset({"id", "ward_id"}),
     "EmergencyGrant": frozenset({"id", "case_id", "staff_id", "reviewed_by_staff_id"}),
-    "Intervention": frozenset({"id", "case_id", "family_id"}),
+    "Intervention": frozenset({"id", "case_id", "person_id", "family_id"}),
     "Person": frozenset({"id", "created_by_staff_id"}),
-    "Referral": frozenset({"id", "case_id", "consent_id"}),
+    "Referral": frozenset({"id", "case_id", "person_id", "consent_id"}),
     "Staff": frozenset({"id"}),
     "VolunteerLink": frozenset({"id", "family_id", "staff_id"}),
 }

@@ -15,6 +15,7 @@ from domain.persons import (
     PersonCategory,
     PopulationCategory,
 )
+from domain.values import age_band_of
 
 EXPECTED_SENSITIVE = {
     PopulationCategory.BEREAVED_ONLY_CHILD,
@@ -59,11 +60,12 @@ def test_masked_name_never_contains_the_given_name() -> None:
     assert "小" not in masked and "龙" not in masked
 
 
-def test_unknown_birth_date_is_neither_minor_nor_under_consent_age() -> None:
-    p = person(birth_date=None)
-    assert p.is_minor is False
-    assert p.is_under_consent_age is False
-    assert p.age_band is None
+def test_an_unknown_birth_year_counts_as_a_minor_under_14() -> None:
+    """The overlays only tighten: without a birth year, the minors rules apply."""
+    p = person(birth_year=None)
+    assert p.is_minor is True
+    assert p.is_under_consent_age is True
+    assert age_band_of(None) is None
 
 
 def test_age_thresholds() -> None:
@@ -72,40 +74,46 @@ def test_age_thresholds() -> None:
 
 
 @pytest.mark.parametrize(
-    ("birth", "minor", "under_consent", "band"),
+    ("years", "minor", "under_consent"),
     [
-        (lambda: date.today(), True, True, "0-13"),
-        (lambda: years_ago(13), True, True, "0-13"),
-        (lambda: years_ago(14) + timedelta(days=1), True, True, "0-13"),
-        (lambda: years_ago(14), True, False, "14-17"),
-        (lambda: years_ago(17), True, False, "14-17"),
-        (lambda: years_ago(18) + timedelta(days=1), True, False, "14-17"),
-        (lambda: years_ago(18), False, False, "18-34"),
-        (lambda: years_ago(40), False, False, "35-59"),
-        (lambda: years_ago(80), False, False, "60+"),
-    ],
-    ids=[
-        "born-today",
-        "13",
-        "14-tomorrow",
-        "14-today",
-        "17",
-        "18-tomorrow",
-        "18-today",
-        "40",
-        "80",
+        (0, True, True),
+        (13, True, True),
+        (14, True, True),  # turns 14 this year: protected until the year ends
+        (15, True, False),
+        (17, True, False),
+        (18, True, False),  # turns 18 this year: still treated as a minor
+        (19, False, False),
+        (40, False, False),
     ],
 )
-def test_age_derived_flags(birth, minor: bool, under_consent: bool, band: str) -> None:  # type: ignore[no-untyped-def]
-    p = person(birth_date=birth())
+def test_minor_flags_err_protective_from_the_birth_year(
+    years: int, minor: bool, under_consent: bool
+) -> None:
+    p = person(birth_year=date.today().year - years)
     assert p.is_minor is minor
     assert p.is_under_consent_age is under_consent
-    assert p.age_band == band
+
+
+@pytest.mark.parametrize(
+    ("birth", "band"),
+    [
+        (lambda: date.today(), "0-13"),
+        (lambda: years_ago(14) + timedelta(days=1), "0-13"),
+        (lambda: years_ago(14), "14-17"),
+        (lambda: years_ago(18) + timedelta(days=1), "14-17"),
+        (lambda: years_ago(18), "18-34"),
+        (lambda: years_ago(40), "35-59"),
+        (lambda: years_ago(80), "60+"),
+    ],
+    ids=["born-today", "14-tomorrow", "14-today", "18-tomorrow", "18-today", "40", "80"],
+)
+def test_the_age_band_comes_from_the_opened_birth_date(birth, band: str) -> None:  # type: ignore[no-untyped-def]
+    assert Person.derived_from["age_band"][1](birth().isoformat()) == band
 
 
 def test_under_consent_age_implies_minor() -> None:
     for years in range(0, 30):
-        p = person(birth_date=years_ago(years))
+        p = person(birth_year=date.today().year - years)
         assert not p.is_under_consent_age or p.is_minor
 
 

@@ -137,14 +137,16 @@ async def _intake_person(
     gate.authorize(Entity.PERSON, "create", await gate.new_record_relations(area_unit_id=area_id))
     person = m.Person(
         gender=who.gender,
-        birth_date=born,
+        birth_year=None if born is None else born.year,
         residence_unit_id=area_id,
         created_at=gate.now,
         created_by_staff_id=gate.subject.staff_id,
     )
     person.set_categories(set())
     gate.add(person)
-    await gate.seal(person, {"name": name, "id_number": number, "phone": phone})
+    await gate.seal(
+        person, {"name": name, "id_number": number, "phone": phone, "birth_date": born}
+    )
     gate.record_write(Entity.PERSON, person.id, _written(person), "intake", person_id=person.id)
     return person.id, 0
 
@@ -351,6 +353,7 @@ class CaseMutations:
                     )
                 for follow_up in still_open:
                     follow_up.row.drop(reason=reason_text or "结案", at=gate.now)
+                    await gate.seal_pending(follow_up.row)
                     gate.record_write(
                         Entity.FOLLOW_UP,
                         follow_up.row.id,
@@ -359,11 +362,11 @@ class CaseMutations:
                         person_id=case.subject_id,
                     )
             change = case.transition(status, reason=reason_text, at=gate.now)
-            if CaseStatus.CLOSED in (before, case.status):
-                # Closing set the outcome (reopening cleared it) in the clear: seal it now.
-                await gate.seal(case, {"closure_outcome": case.closure_outcome})
+            # Closing set the outcome in the clear, and the change its reason: seal them.
+            await gate.seal_pending(case)
             change.changed_by_staff_id = gate.subject.staff_id
             gate.add(change)
+            await gate.seal_pending(change)
             gate.record_write(
                 Entity.CASE,
                 case.id,
@@ -400,8 +403,7 @@ class CaseMutations:
             alert = _routing_alert(
                 case, lead, gate, ctx(info).settings.ack_deadlines, "个案风险等级调整"
             )
-            gate.add(alert)
-            await gate.flush()
+            await gate.insert(alert, _written(alert), "route", person_id=case.subject_id)
             gate.record_write(
                 Entity.CASE,
                 case.id,
@@ -412,9 +414,6 @@ class CaseMutations:
                     "risk_level": (before, risk_level),
                     "ended_assignments": (",".join(map(str, ended)), ""),
                 },
-            )
-            gate.record_write(
-                Entity.ALERT, alert.id, _written(alert), "route", person_id=case.subject_id
             )
             return case.id
 
@@ -467,16 +466,15 @@ class CaseMutations:
             assert unit_id is not None
             intervention = m.Intervention(
                 case_id=number if model is m.Case else None,
+                person_id=anchor.row.subject_id if model is m.Case else None,
                 family_id=number if model is m.Family else None,
                 kind=input.kind,
                 performed_at=performed_at,
                 staff_id=gate.subject.staff_id,
                 unit_id=unit_id,
-                notes=notes,
-                outcome=outcome,
             )
             gate.add(intervention)
-            await gate.flush()
+            await gate.seal(intervention, {"notes": notes, "outcome": outcome})
             if input.completes_follow_up is not None:
                 fid = ids.decode(input.completes_follow_up, "FollowUp", "completesFollowUp")[1]
                 follow_up = await gate.for_write(m.FollowUp, fid, "update")
@@ -495,6 +493,7 @@ class CaseMutations:
                 await gate.insert(
                     m.FollowUp(
                         case_id=intervention.case_id,
+                        person_id=intervention.person_id,
                         kind=input.kind,
                         due_at=_when_future(input.next_follow_up_at, gate.now, "nextFollowUpAt"),
                         assigned_staff_id=gate.subject.staff_id,

@@ -173,7 +173,7 @@ class CaseworkMutations:
             if await gate.unit(recipient) is None:
                 raise NotFound(("recipientUnit",))
             # An unknown birth date counts as under 14, as everywhere else.
-            under_14 = person.row.birth_date is None or person.row.is_under_consent_age
+            under_14 = person.row.is_under_consent_age
             if input.given_by == ConsentGiver.GUARDIAN or under_14:
                 if input.given_by != ConsentGiver.GUARDIAN or guardian is None:
                     raise DomainError(ErrorCode.REQUIRED, "未满14周岁须由监护人同意", ("guardian",))
@@ -261,7 +261,7 @@ class CaseworkMutations:
                     or consent.recipient_unit_id != to_unit
                     or not consent.in_force(gate.now)
                     or (
-                        (minor.birth_date is None or minor.is_under_consent_age)
+                        minor.is_under_consent_age
                         and consent.given_by != ConsentGiver.GUARDIAN
                     )
                 ):
@@ -272,6 +272,7 @@ class CaseworkMutations:
                     )
             referral = m.Referral(
                 case_id=case_id,
+                person_id=row.subject_id,
                 from_unit_id=gate.subject.unit_id,
                 to_unit_id=to_unit,
                 purpose=purpose,
@@ -356,6 +357,7 @@ class FollowUpMutations:
                 await gate.require(m.Staff, staff_id, "assignedStaff")
             follow_up = m.FollowUp(
                 case_id=case_id,
+                person_id=case.row.subject_id,
                 kind=input.kind,
                 due_at=input.due_at,
                 assigned_staff_id=staff_id,
@@ -378,6 +380,7 @@ class FollowUpMutations:
             (text,) = collect(lambda: _text(reason, 500, "reason", required=True))
             visible = await gate.for_write(m.FollowUp, number, "update")
             visible.row.drop(reason=text or "", at=gate.now)
+            await gate.seal_pending(visible.row)
             gate.record_write(
                 Entity.FOLLOW_UP, number, ["dropped_reason"], "drop", person_id=visible.person_id
             )

@@ -136,7 +136,7 @@ class PersonMutations:
             gate.authorize(Entity.PERSON, "create", relations)
             person = m.Person(
                 gender=input.gender,
-                birth_date=birth,
+                birth_year=None if birth is None else birth.year,
                 residence_unit_id=residence,
                 school_unit_id=school,
                 created_at=gate.now,
@@ -145,7 +145,14 @@ class PersonMutations:
             person.set_categories(set(input.categories or ()))
             gate.add(person)
             await gate.seal(
-                person, {"name": name, "id_number": id_number, "phone": phone, "address": address}
+                person,
+                {
+                    "name": name,
+                    "id_number": id_number,
+                    "phone": phone,
+                    "address": address,
+                    "birth_date": birth,
+                },
             )
             gate.record_write(
                 Entity.PERSON, person.id, _written(person), "create", person_id=person.id
