@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -53,6 +54,7 @@ from audit.keys import (
 )
 from audit.log import value_hasher
 from authz.policy import AllowAllPolicy, Policy
+from authz.probe import NO_PROBE
 from authz.subject import Subject
 from domain.disclosure import AccessKind, Disclosure
 from domain.identity import PersistedQuery
@@ -199,7 +201,9 @@ class XinqiaoGraphQL(GraphQL[RequestContext, None]):
         params = context.connection_params or {}
         header = params.get("Authorization") or params.get("authorization") or context.header
         scheme, _, token = str(header or "").partition(" ")
+        rejected = self.telemetry.token_rejections
         if scheme.lower() != "bearer" or not token.strip():
+            rejected.add(1, {"reason": "malformed"})
             raise ConnectionRejectionError({"code": "UNAUTHENTICATED"})
 
         async def reload() -> Subject | None:
@@ -209,7 +213,8 @@ class XinqiaoGraphQL(GraphQL[RequestContext, None]):
                 return None
 
         subject = await reload()
-        if subject is None:
+        if subject is None:  # counted as over HTTP, though the two causes are not told apart
+            rejected.add(1, {"reason": "invalid_or_revoked"})
             raise ConnectionRejectionError({"code": "UNAUTHENTICATED"})
         context.subject = subject
         context.reload = reload
@@ -231,7 +236,7 @@ class XinqiaoGraphQL(GraphQL[RequestContext, None]):
             trace_id=request.scope.get("state", {}).get("trace_id"),
             hash_value=self.hash_value,
             keys=self.keys,
-            probe=self.telemetry,
+            probe=self.telemetry if self.telemetry.tracing else NO_PROBE,
             unprotected=self.unprotected,
         )
         context.telemetry = self.telemetry
@@ -311,14 +316,11 @@ class BodyLimit:
 
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
-        body = {
-            "errors": [
-                {
-                    "message": "请求过大 (request too large)",
-                    "extensions": {"code": "PAYLOAD_TOO_LARGE"},
-                }
-            ]
-        }
+        extensions = {"code": "PAYLOAD_TOO_LARGE"}
+        trace_id = scope.get("state", {}).get("trace_id")
+        if trace_id:
+            extensions["traceId"] = trace_id
+        body = {"errors": [{"message": "请求过大 (request too large)", "extensions": extensions}]}
         await JSONResponse(body, status_code=413)(scope, receive, send)
 
 
@@ -456,6 +458,9 @@ def create_app(
         yield
         if scheduler is not None:
             scheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await scheduler
+        await graphql.feed.aclose()  # its last poll ends before the engine goes
         await engine.dispose()
         telemetry.shutdown()
 

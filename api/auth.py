@@ -168,15 +168,20 @@ class TokenBackend(AuthenticationBackend):
         return AuthCredentials(["authenticated"]), SubjectUser(subject)
 
 
-def on_auth_error(_conn: HTTPConnection, _exc: Exception) -> JSONResponse:
-    """401 in GraphQL's error shape, with no hint of why (expired, forged, revoked...)."""
+def on_auth_error(conn: HTTPConnection, _exc: Exception) -> JSONResponse:
+    """401 in GraphQL's error shape, with no hint of why (expired, forged, revoked...), and the
+    trace id support needs to find the refusal."""
+    extensions = {"code": "UNAUTHENTICATED"}
+    trace_id = conn.scope.get("state", {}).get("trace_id")
+    if trace_id:
+        extensions["traceId"] = trace_id
     return JSONResponse(
         {
             "data": None,
             "errors": [
                 {
                     "message": "身份验证失败，请重新登录 (authentication required)",
-                    "extensions": {"code": "UNAUTHENTICATED"},
+                    "extensions": extensions,
                 }
             ],
         },

@@ -165,4 +165,5 @@ _LABEL = re.compile(r"^[a-z0-9_:.-]{1,40}$")
 
 def _metric_label(reason: str) -> str:
     """A denial reason as a metric label: codes only (bounded cardinality, never free text)."""
+    reason = reason.lower()  # sign-in refusals carry their error code (INVALID_CREDENTIALS)
     return reason if _LABEL.match(reason) else "other"

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.telemetry import current_trace_id
 from audit.log import RequestAccessLog
 from domain.alerts import ACK_DEADLINES, Alert, AlertStatus
 from domain.base import utcnow
@@ -63,6 +65,7 @@ async def escalate_overdue(
             actor=Actor(None, "scheduler", None, ("system",)),
             purpose="case_management",
             hash_alg=hash_alg,
+            trace_id=current_trace_id.get(),
         )
         for alert_id, target, deadline, risk, person_id in overdue:
             to = parents.get(target) or target
@@ -107,6 +110,9 @@ async def run_forever(
 ) -> None:
     """The in-server scheduler; failures are logged and retried on the next tick."""
     while True:
+        # Each tick has a trace id of its own, as a request does: its access events and its
+        # log lines share it.
+        token = current_trace_id.set(uuid.uuid4().hex)
         try:
             count = await escalate_overdue(engine, hash_alg=hash_alg, deadlines=deadlines)
             if count:
@@ -115,4 +121,6 @@ async def run_forever(
                     on_escalated(count)
         except Exception:
             log.exception("alert escalation failed; will retry")
+        finally:
+            current_trace_id.reset(token)
         await asyncio.sleep(every_seconds)

@@ -46,6 +46,8 @@ within this (NTP)."""
 PAGE = 500
 QUEUE_SIZE = 256
 RECHECK = 5.0
+SHUTDOWN_WAIT = 5.0
+"""Seconds shutdown waits for the feed's last poll before cancelling it."""
 """Seconds between re-reading a socket's subject (revoked, disabled, roles changed)."""
 
 
@@ -63,6 +65,9 @@ class AlertFeed:
         self.every = every_seconds
         self._queues: set[asyncio.Queue[list[Routed]]] = set()
         self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+        """Feed tasks not yet finished (one stopping may overlap the next one starting)."""
         self._watermark = utcnow()
         self._sent: dict[tuple[int, datetime], datetime] = {}
 
@@ -76,28 +81,53 @@ class AlertFeed:
         if self._task is None or self._task.done():
             # A context of its own: not the first subscriber's (its trace id and span would
             # otherwise label every poll of the feed for as long as it runs).
-            self._task = asyncio.create_task(self._run(), context=contextvars.Context())
+            self._stop = asyncio.Event()
+            self._task = asyncio.create_task(self._run(self._stop), context=contextvars.Context())
+            self._running.add(self._task)
+            self._task.add_done_callback(self._running.discard)
         try:
             yield queue
         finally:
             self._queues.discard(queue)
-            if not self._queues and self._task is not None:
-                self._task.cancel()
+            if not self._queues:
+                # Asked to stop between polls, not cancelled: a cancel landing in the middle
+                # of a query leaves the connection to be torn down under a second cancel, and
+                # with aiosqlite that teardown can wait forever.
+                self._stop.set()
                 self._task = None
 
-    async def _run(self) -> None:
+    async def aclose(self) -> None:
+        """Stop the feed and wait for its last poll (at shutdown, before the engine goes)."""
+        self._queues.clear()
+        self._stop.set()
+        self._task = None
+        running = list(self._running)
+        if not running:
+            return
+        try:
+            async with asyncio.timeout(SHUTDOWN_WAIT):
+                await asyncio.gather(*(asyncio.shield(t) for t in running))
+        except TimeoutError:
+            for task in running:
+                task.cancel()
+
+    async def _run(self, stop: asyncio.Event) -> None:
         # What was routed before anyone subscribed is not news: mark it sent, deliver nothing.
         with contextlib.suppress(Exception):
             await self.poll()
-        while self._queues:
+        while self._queues and not stop.is_set():
             try:
                 batch = await self.poll()
+                if stop.is_set():  # a feed started since serves the subscribers now
+                    break
                 for queue in list(self._queues):
                     if batch:
                         _offer(queue, batch)
             except Exception:
                 log.exception("live alert feed poll failed; will retry")
-            await asyncio.sleep(self.every)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.every):
+                    await stop.wait()
 
     async def poll(self) -> list[Routed]:
         """Alerts routed since the watermark (minus the overlap), each delivered once, read in

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
+from types import TracebackType
 from typing import TextIO
 
 from pythonjsonlogger.json import JsonFormatter
@@ -28,10 +30,37 @@ class TraceIds(logging.Filter):
         return True
 
 
+class TypesOnly(JsonFormatter):
+    """Exceptions as their types and frames, never their messages: a database error quotes the
+    values it refused, a validation error the input (asyncpg, for one, puts a bad argument's
+    value in the message). The frames say where; the trace id leads to the request."""
+
+    def formatException(  # noqa: N802 - logging's name
+        self,
+        ei: tuple[type[BaseException], BaseException, TracebackType | None]
+        | tuple[None, None, None],
+    ) -> str:
+        _, exc, _ = ei
+        return "" if exc is None else without_messages(exc)
+
+
+def without_messages(exc: BaseException) -> str:
+    """The exception chain, outermost last as Python prints it, with each message left out."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        frames = "".join(traceback.format_tb(current.__traceback__))
+        parts.append(f"Traceback (most recent call last):\n{frames}{type(current).__qualname__}")
+        current = current.__cause__ or current.__context__
+    return "\n\nthe above led to:\n\n".join(reversed(parts))
+
+
 def json_handler(stream: TextIO | None = None) -> logging.Handler:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(
-        JsonFormatter(
+        TypesOnly(
             "{asctime}{levelname}{name}{message}",
             style="{",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},

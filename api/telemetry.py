@@ -84,7 +84,12 @@ class Telemetry:
         env = os.environ if env is None else env
         if env.get("OTEL_SDK_DISABLED", "").lower() == "true":
             return cls()
-        resource = Resource.create({"service.name": env.get("OTEL_SERVICE_NAME", "xinqiao")})
+        # An explicit attribute would override OTEL_RESOURCE_ATTRIBUTES' service.name: set one
+        # only when nothing in the environment names the service.
+        named = "OTEL_SERVICE_NAME" in env or "service.name=" in env.get(
+            "OTEL_RESOURCE_ATTRIBUTES", ""
+        )
+        resource = Resource.create({} if named else {"service.name": "xinqiao"})
         span_exporters = [_span_exporter(n) for n in _names(env.get("OTEL_TRACES_EXPORTER"))]
         readers = [_metric_reader(n) for n in _names(env.get("OTEL_METRICS_EXPORTER"))]
         return cls.with_exporters(span_exporters, readers, resource)
@@ -194,7 +199,8 @@ class Telemetry:
 
 
 def _names(value: str | None) -> list[str]:
-    return [n.strip().lower() for n in (value or "").split(",") if n.strip() not in ("", "none")]
+    names = [n.strip().lower() for n in (value or "").split(",")]
+    return [n for n in names if n not in ("", "none")]
 
 
 def _span_exporter(name: str) -> SpanExporter:
@@ -243,13 +249,15 @@ class TraceMiddleware:
             await self._run(scope, receive, send, trace_id, None)
             return
         parent = _PROPAGATOR.extract(headers)
-        method = scope.get("method", "GET") if scope["type"] == "http" else "WS"
+        method = _method(scope)
+        route = route_of(scope)
         with self.telemetry.tracer.start_as_current_span(
-            f"{method} {scope.get('path', '')}",
+            f"{method} {route}",
             context=parent,
             kind=SpanKind.SERVER,
-            attributes={"http.request.method": method, "url.path": scope.get("path", "")},
+            attributes={"http.request.method": method, "http.route": route},
             record_exception=False,
+            set_status_on_exception=False,  # its description would be the exception's message
         ) as span:
             trace_id = trace.format_trace_id(span.get_span_context().trace_id)
             await self._run(scope, receive, send, trace_id, span)
@@ -287,23 +295,63 @@ class TraceMiddleware:
             # The caller left before its request body arrived: nothing to answer, not a server
             # error (a load generator stopping mid-request logged one stack trace per request).
             status = 499
-        except Exception:
-            status = status or 500  # answered by Starlette's error middleware, outside this one
-            raise
+        except Exception as exc:
+            # Answered here rather than by Starlette's error middleware (outside this one), so
+            # the 500 carries the ids and the log names the exception's type, not its message.
+            request_log.error("unhandled %s", type(exc).__name__, exc_info=exc)
+            if span is not None:
+                span.set_attribute("error.type", type(exc).__name__)
+                span.set_status(trace.StatusCode.ERROR)
+            if scope["type"] == "http" and not status:
+                await _internal_error(scope, receive, send_logged, trace_id)
+            status = status or 500
         finally:
             if scope["type"] == "http":
-                quiet = scope.get("path") in ("/healthz", "/readyz")
+                route = route_of(scope)
                 request_log.log(
-                    logging.DEBUG if quiet else logging.INFO,
+                    logging.DEBUG if route in ("/healthz", "/readyz") else logging.INFO,
                     "request",
                     extra={
-                        "method": scope.get("method"),
-                        "path": scope.get("path"),
+                        "method": _method(scope),
+                        "path": route,
                         "status": status,
                         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     },
                 )
             current_trace_id.reset(token)
+
+
+ROUTES = frozenset({"/graphql", "/healthz", "/readyz", "/oauth/token"})
+"""The service's paths. Anything else is named "other" in spans and logs: a client can put any
+text in a path it requests (an ID number, a name), and each distinct path would be a new span
+name."""
+_METHODS = frozenset({"GET", "POST", "OPTIONS", "HEAD", "PUT", "PATCH", "DELETE"})
+
+
+def route_of(scope: Scope) -> str:
+    path = scope.get("path", "")
+    return path if path in ROUTES else "other"
+
+
+def _method(scope: Scope) -> str:
+    if scope["type"] == "websocket":
+        return "WS"
+    method = str(scope.get("method", "GET"))
+    return method if method in _METHODS else "OTHER"
+
+
+async def _internal_error(scope: Scope, receive: Receive, send: Send, trace_id: str) -> None:
+    from starlette.responses import JSONResponse
+
+    body = {
+        "errors": [
+            {
+                "message": "服务器内部错误 (internal error)",
+                "extensions": {"code": "INTERNAL_ERROR", "traceId": trace_id},
+            }
+        ]
+    }
+    await JSONResponse(body, status_code=500)(scope, receive, send)
 
 
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")

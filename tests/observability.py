@@ -41,6 +41,8 @@ class SpanCollector(SpanExporter):
             self.values.add(span.name)
             for value in (span.attributes or {}).values():
                 self.values.add(str(value))
+            if span.status.description:  # what OpenTelemetry fills from an exception
+                self.values.add(span.status.description)
             for span_event in span.events:
                 self.values.add(span_event.name)
                 self.values.update(str(v) for v in (span_event.attributes or {}).values())

@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from graphql import ExecutionResult, GraphQLError
+from graphql import ExecutionResult, GraphQLError, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
 from strawberry.relay.types import InvalidGlobalIDError
 
@@ -43,7 +43,7 @@ class Observe(SchemaExtension):
                 yield
             finally:
                 ec = self.execution_context
-                name = _label(ec.operation_name)
+                name = operation_label(ec)
                 try:
                     kind = ec.operation_type.value
                 except Exception:  # not parsed (a refused or malformed document)
@@ -52,8 +52,8 @@ class Observe(SchemaExtension):
                 codes = sorted({str((e.extensions or {}).get("code", "ERROR")) for e in errors})
                 span["graphql.operation.name"] = name
                 span["graphql.operation.type"] = kind
-                if ec.query:
-                    span["graphql.document.hash"] = operation_fingerprint(ec.query)
+                if telemetry.tracing and context.access_log.operation_hash:
+                    span["graphql.document.hash"] = context.access_log.operation_hash
                 if codes:
                     span["graphql.error.codes"] = ",".join(codes)[:200]
                 stats = context._gate.stats
@@ -84,12 +84,12 @@ class AccessLogCommit(SchemaExtension):
         if isinstance(context, LiveConnection):
             yield  # a subscription: each delivery is logged on its own (on_stream_result)
             return
-        context.access_log.operation = self.execution_context.operation_name
         document = self.execution_context.query
         if document:
             context.access_log.operation_hash = operation_fingerprint(document)
         try:
             yield
+            context.access_log.operation = operation_name(self.execution_context)
             result = self.execution_context.result
             await _log_or_withhold(context, result)
         finally:
@@ -122,7 +122,7 @@ async def _log_or_withhold(context: Any, result: Any) -> None:
             result.errors = [
                 GraphQLError(
                     "访问日志暂不可用，请求未返回数据 (access log unavailable)",
-                    extensions={"code": "AUDIT_UNAVAILABLE"},
+                    extensions={"code": "AUDIT_UNAVAILABLE", **error_ids(context)},
                 )
             ]
 
@@ -184,13 +184,42 @@ def error_ids(context: Any) -> dict[str, str]:
     return {k: v for k, v in ids.items() if v}
 
 
-_LONG_NUMBER = re.compile(r"\d{6,}")
+def operation_name(ec: Any) -> str | None:
+    """The name of the operation that ran, as written in its document; not the request's
+    ``operationName``, which a client may set to any text (it is echoed into the access log,
+    spans and metric labels)."""
+    name = getattr(ec, "operation_name", None)
+    document = getattr(ec, "graphql_document", None)
+    if not name or document is None:
+        return None
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode) and definition.name is not None:
+            if definition.name.value == name:
+                return name
+    return None
 
 
-def _label(operation_name: str | None) -> str:
-    """A client-chosen operation name as a span attribute and metric label: GraphQL names are
-    ASCII, but one could still spell an ID or phone number (``query P110105...``), so a name
-    with a long run of digits is not used."""
-    if not operation_name:
+_DIGIT = re.compile(r"\d")
+MAX_LABELS = 200
+"""Distinct operation names one process reports as labels; later ones are "other". In
+production staff and partners run registered documents only, so the names are the registry's;
+where staff may run ad-hoc documents, this keeps a client from growing the metric without
+bound."""
+_labels: set[str] = set()
+
+
+def operation_label(ec: Any) -> str:
+    """The operation's name as a span attribute and metric label. GraphQL names are ASCII, but
+    one could still spell an ID or phone number (``query P110105...``), so a name with six or
+    more digits is not used."""
+    name = operation_name(ec)
+    if name is None:
         return "anonymous"
-    return "redacted" if _LONG_NUMBER.search(operation_name) else operation_name[:64]
+    if len(_DIGIT.findall(name)) >= 6:
+        return "redacted"
+    name = name[:64]
+    if name not in _labels:
+        if len(_labels) >= MAX_LABELS:
+            return "other"
+        _labels.add(name)
+    return name

@@ -50,8 +50,9 @@ class Subscription:
         operation = info.operation.name.value if info.operation.name else None
         async with live.feed.subscribe() as queue:
             while True:
-                try:
-                    batch = await asyncio.wait_for(queue.get(), IDLE_RECHECK)
+                try:  # not wait_for: on 3.11 it can swallow a cancel that meets a result
+                    async with asyncio.timeout(IDLE_RECHECK):
+                        batch = await queue.get()
                 except TimeoutError:
                     batch = []
                 if not await live.still_allowed():

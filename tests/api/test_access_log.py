@@ -65,7 +65,9 @@ async def test_no_data_leaves_when_the_log_cannot_be_written(
     monkeypatch.setattr(RequestAccessLog, "flush", broken)
     body = await api.gql("grid.donghu", "{ persons(first: 5) { edges { node { name phone } } } }")
     assert body["data"] is None
-    assert body["errors"][0]["extensions"]["code"] == "AUDIT_UNAVAILABLE"
+    extensions = body["errors"][0]["extensions"]
+    assert extensions["code"] == "AUDIT_UNAVAILABLE"
+    assert extensions["requestId"] and len(extensions["traceId"]) == 32, "support can find it"
     assert "disk full" not in str(body)
 
 

@@ -12,6 +12,7 @@ import asyncio
 import base64
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +26,7 @@ from api.jobs import escalate_overdue
 from domain import models as m
 from domain.base import utcnow
 from domain.session import system_session
+from tests import observability
 from tests.conftest import Api
 
 PROTOCOL = ["graphql-transport-ws"]
@@ -46,7 +48,9 @@ def server(api: Api) -> Iterator[TestClient]:
             key_dir=settings.key_dir,
             scheduler_seconds=0,
             alert_feed_seconds=0.05,
-        )
+        ),
+        # The suite's collector, without its shutdown: this app's lifespan ends with the test.
+        telemetry=replace(observability.TELEMETRY, shutdowns=[]),
     )
     with TestClient(app) as client:
         yield client
@@ -179,11 +183,17 @@ async def test_the_socket_runs_subscriptions_only(api: Api, server: TestClient) 
 def test_no_connection_without_a_valid_token(
     api: Api, server: TestClient, payload: dict[str, str]
 ) -> None:
+    def refused() -> int:
+        points = observability.metric_points("xinqiao.auth.token_rejections")
+        return sum(int(p.value) for _, p in points)  # type: ignore[attr-defined]
+
+    before = refused()
     with server.websocket_connect("/graphql", subprotocols=PROTOCOL) as socket:
         socket.send_json({"type": "connection_init", "payload": payload})
         with pytest.raises(WebSocketDisconnect) as closed:
             socket.receive_json()
         assert closed.value.code == 4403
+    assert refused() == before + 1, "counted as a refused token over HTTP would be"
 
 
 async def test_a_revoked_token_stops_the_stream(

@@ -48,6 +48,7 @@ async def test_depth_and_body_limits(api: Api) -> None:
         {"Authorization": f"Bearer {api.token('grid.donghu')}"},
     )
     assert huge.status_code == 413
+    assert huge.json()["errors"][0]["extensions"]["traceId"] == huge.headers["x-trace-id"]
 
 
 async def test_security_headers(api: Api) -> None:

@@ -99,6 +99,7 @@ async def test_errors_and_refusals_carry_the_trace_id(api: Api) -> None:
     # No traceparent: a fresh id all the same, in the header and the error.
     response = await api.post({"query": "{ node(id: 12) { id } }"}, {"Authorization": "Bearer x"})
     assert response.status_code == 401 and len(response.headers["x-trace-id"]) == 32
+    assert response.json()["errors"][0]["extensions"]["traceId"] == response.headers["x-trace-id"]
 
 
 async def test_metrics_count_durations_denials_and_rejected_tokens(api: Api) -> None:
@@ -200,3 +201,107 @@ async def test_escalations_are_counted(api: Api, monkeypatch: pytest.MonkeyPatch
     with pytest.raises(asyncio.CancelledError):
         await jobs.run_forever(api.engine, 60, "sha256", on_escalated=seen.append)
     assert seen and seen[0] >= 1
+
+
+async def test_operation_labels_come_from_the_document_not_the_request(api: Api) -> None:
+    """``operationName`` is free text from the client: only a name that an operation of the
+    document actually has becomes a span attribute, a metric label and the access log's
+    operation."""
+    two = (
+        "query Counted { persons(first: 1) { totalCount } } "
+        "query Listed { persons(first: 1) { edges { node { id } } } }"
+    )
+    trace_id, header = traceparent()
+    chosen = await api.post(
+        {"query": two, "operationName": "Listed"},
+        {"Authorization": f"Bearer {api.token('social.donghu')}", "traceparent": header},
+    )
+    assert chosen.json()["data"]["persons"]["edges"]
+    operation = next(
+        s for s in observability.SPANS.of_trace(trace_id) if s.name == "graphql.operation"
+    )
+    assert (operation.attributes or {})["graphql.operation.name"] == "Listed"
+    async with system_session(api.engine, reason="test assertion") as s:
+        logged = set(
+            (
+                await s.execute(
+                    select(m.AccessEvent.operation).where(m.AccessEvent.trace_id == trace_id)
+                )
+            ).scalars()
+        )
+    assert logged == {"Listed"}
+
+    spoofed = "王小明_13800138000"
+    trace_id, header = traceparent()
+    refused = await api.post(
+        {"query": PERSONS, "operationName": spoofed},
+        {"Authorization": f"Bearer {api.token('social.donghu')}", "traceparent": header},
+    )
+    assert refused.status_code == 400, "no operation of that name: nothing runs"
+    spans = observability.SPANS.of_trace(trace_id)
+    assert spans, "the refused request is traced"
+    seen = [str(v) for sp in spans for v in [sp.name, *(sp.attributes or {}).values()]]
+    seen += [line for line in observability.LOGS.getvalue().splitlines() if trace_id in line]
+    seen += list(observability.metric_labels())
+    assert not [v for v in seen if "王小明" in v or "13800138000" in v]
+
+
+async def test_paths_outside_the_service_are_named_other(api: Api) -> None:
+    trace_id, header = traceparent()
+    response = await api.get("/persons/110105199001011234", {"traceparent": header})
+    assert response.status_code == 404
+    names = [s.name for s in observability.SPANS.of_trace(trace_id)]
+    assert names == ["GET other"]
+    lines = [json.loads(line) for line in observability.LOGS.getvalue().splitlines() if line]
+    mine = [line for line in lines if line.get("trace_id") == trace_id]
+    assert mine[-1]["path"] == "other" and "110105" not in json.dumps(mine)
+
+
+async def test_an_unhandled_exception_is_a_500_with_the_trace_id_and_no_message() -> None:
+    """What escapes the application is answered by the trace middleware: the ids in the body
+    and header, the exception's type (not its message, which may quote data) in the log and
+    the span."""
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.routing import Route
+
+    from api.telemetry import TraceMiddleware
+
+    secret = "110105199001011234"
+
+    async def broken(_request: object) -> None:
+        raise ValueError(f"bad value {secret}")
+
+    app = Starlette(  # as create_app stacks it: Starlette's error middleware outside this one
+        routes=[Route("/graphql", broken, methods=["POST"])],
+        middleware=[Middleware(TraceMiddleware, telemetry=observability.TELEMETRY)],
+    )
+    trace_id, header = traceparent()
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.post("/graphql", json={}, headers={"traceparent": header})
+    assert response.status_code == 500
+    assert response.headers["x-trace-id"] == trace_id
+    assert response.json()["errors"][0]["extensions"] == {
+        "code": "INTERNAL_ERROR",
+        "traceId": trace_id,
+    }
+    [server] = observability.SPANS.of_trace(trace_id)
+    assert (server.attributes or {})["error.type"] == "ValueError"
+    assert not server.status.description
+    lines = [json.loads(line) for line in observability.LOGS.getvalue().splitlines() if line]
+    mine = [line for line in lines if line.get("trace_id") == trace_id]
+    assert any(line["message"] == "unhandled ValueError" for line in mine)
+    assert "ValueError" in json.dumps(mine) and secret not in json.dumps(mine)
+    assert [line["status"] for line in mine if line["message"] == "request"] == [500]
+
+
+async def test_sign_in_refusals_are_counted_by_their_code(api: Api) -> None:
+    await api.gql(
+        None,
+        """mutation { signIn(username: "counselor", password: "wrong password") {
+           accessToken errors { code } } }""",
+    )
+    denials = observability.metric_points("xinqiao.authz.denials")
+    assert any(a.get("reason") == "invalid_credentials" for a, _ in denials), denials
