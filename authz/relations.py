@@ -16,7 +16,19 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, literal, not_, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    and_,
+    false,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+    union,
+)
 
 from authz.entities import Entity
 from authz.subject import Subject
@@ -59,6 +71,9 @@ def _select(*columns: Any) -> Select[Any]:
 
 
 Predicates = dict[Relation, ColumnElement[bool]]
+KeySet = Select[tuple[int]] | CompoundSelect
+"""A subquery of record ids: the records of one entity that hold one relation."""
+Keys = dict[Relation, KeySet | None]
 
 
 class RelationCompiler:
@@ -68,6 +83,7 @@ class RelationCompiler:
         self.subject = subject
         self.now = now
         self._cache: dict[Entity, Predicates] = {}
+        self._keys: dict[Entity, Keys] = {}
         self._referred: dict[str | None, Select[tuple[int]] | None] = {}
         """Built once per class per request: the share conditions of every entity ask for the
         same referral predicates, and building SQLAlchemy expressions is not free."""
@@ -77,6 +93,14 @@ class RelationCompiler:
             self._cache[entity] = _BUILDERS[entity](self)
         return self._cache[entity]
 
+    def keys(self, entity: Entity) -> Keys:
+        """The relations of ``entity`` that are an id set (``id IN keys``), by relation: a child
+        record's relation is then ``parent_id IN keys`` directly (see ``_via``)."""
+        if entity not in self._keys:
+            build = _KEY_SETS.get(entity)
+            self._keys[entity] = build(self) if build is not None else {}
+        return self._keys[entity]
+
     # -- building blocks -------------------------------------------------------------------
 
     def area_units(self) -> Select[tuple[int]] | None:
@@ -85,23 +109,19 @@ class RelationCompiler:
             return None
         return _select(m.Unit.id).where(m.Unit.path.startswith(path, autoescape=True))
 
-    def team_cases(self) -> Select[tuple[int]] | None:
+    def team_cases(self) -> KeySet | None:
+        """Cases the viewer's unit leads or co-works, and cases assigned to the viewer: a union
+        of three index lookups, so its cost follows the team's caseload, not the number of cases
+        in the district (an ``OR`` of the three filtered every case)."""
         s = self.subject
         if s.unit_id is None or s.staff_id is None:
             return None
-        return _select(m.Case.id).where(
-            or_(
-                m.Case.lead_unit_id == s.unit_id,
-                m.Case.id.in_(
-                    _select(m.CaseCoUnit.case_id).where(m.CaseCoUnit.unit_id == s.unit_id)
-                ),
-                m.Case.id.in_(
-                    _select(m.CaseAssignment.case_id).where(
-                        m.CaseAssignment.staff_id == s.staff_id,
-                        m.CaseAssignment.ended_at.is_(None),
-                    )
-                ),
-            )
+        return union(
+            _select(m.Case.id).where(m.Case.lead_unit_id == s.unit_id),
+            _select(m.CaseCoUnit.case_id).where(m.CaseCoUnit.unit_id == s.unit_id),
+            _select(m.CaseAssignment.case_id).where(
+                m.CaseAssignment.staff_id == s.staff_id, m.CaseAssignment.ended_at.is_(None)
+            ),
         )
 
     def referred_cases(self, field_class: str | None = None) -> Select[tuple[int]] | None:
@@ -182,68 +202,100 @@ def _lists(column: ColumnElement[str], item: str) -> ColumnElement[bool]:
     return (literal(",") + column + literal(",")).like(f"%,{item},%")
 
 
-def _in(column: ColumnElement[int], subquery: Select[tuple[int]] | None) -> ColumnElement[bool]:
+def _in(column: ColumnElement[int], subquery: KeySet | None) -> ColumnElement[bool]:
     return false() if subquery is None else column.in_(subquery)
+
+
+def _case_keys(c: RelationCompiler) -> Keys:
+    return {
+        Relation.ASSIGNED: c.team_cases(),
+        Relation.REFERRAL: c.referred_cases(),
+        Relation.EMERGENCY: c.emergency_cases(),
+    }
 
 
 def _case(c: RelationCompiler) -> Predicates:
     school = c.subject.unit_id
+    keys = c.keys(Entity.CASE)
     return {
         Relation.JURISDICTION: _in(m.Case.area_unit_id, c.area_units()),
-        Relation.ASSIGNED: _in(m.Case.id, c.team_cases()),
-        Relation.REFERRAL: _in(m.Case.id, c.referred_cases()),
-        Relation.EMERGENCY: _in(m.Case.id, c.emergency_cases()),
+        Relation.ASSIGNED: _in(m.Case.id, keys[Relation.ASSIGNED]),
+        Relation.REFERRAL: _in(m.Case.id, keys[Relation.REFERRAL]),
+        Relation.EMERGENCY: _in(m.Case.id, keys[Relation.EMERGENCY]),
         Relation.SCHOOL: false()
         if school is None
         else m.Case.subject_id.in_(_select(m.Person.id).where(m.Person.school_unit_id == school)),
     }
 
 
-def _subjects_of(cases: Select[tuple[int]] | None) -> Select[tuple[int]] | None:
+def _subjects_of(cases: KeySet | None) -> Select[tuple[int]] | None:
     return None if cases is None else _select(m.Case.subject_id).where(m.Case.id.in_(cases))
 
 
-def _members_of(families: Select[tuple[int]] | None) -> Select[tuple[int]] | None:
+def _members_of(families: KeySet | None) -> Select[tuple[int]] | None:
     if families is None:
         return None
     return _select(m.FamilyMember.person_id).where(m.FamilyMember.family_id.in_(families))
 
 
+def _person_keys(c: RelationCompiler) -> Keys:
+    return {
+        Relation.ASSIGNED: _subjects_of(c.team_cases()),
+        Relation.REFERRAL: _subjects_of(c.referred_cases()),
+        Relation.VOLUNTEER_LINK: _members_of(c.linked_families()),
+        Relation.EMERGENCY: _subjects_of(c.emergency_cases()),
+    }
+
+
 def _person(c: RelationCompiler) -> Predicates:
     school = c.subject.unit_id
+    keys = c.keys(Entity.PERSON)
     return {
         Relation.JURISDICTION: _in(m.Person.residence_unit_id, c.area_units()),
-        Relation.ASSIGNED: _in(m.Person.id, _subjects_of(c.team_cases())),
+        Relation.ASSIGNED: _in(m.Person.id, keys[Relation.ASSIGNED]),
         Relation.SCHOOL: false() if school is None else m.Person.school_unit_id == school,
-        Relation.REFERRAL: _in(m.Person.id, _subjects_of(c.referred_cases())),
-        Relation.VOLUNTEER_LINK: _in(m.Person.id, _members_of(c.linked_families())),
-        Relation.EMERGENCY: _in(m.Person.id, _subjects_of(c.emergency_cases())),
+        Relation.REFERRAL: _in(m.Person.id, keys[Relation.REFERRAL]),
+        Relation.VOLUNTEER_LINK: _in(m.Person.id, keys[Relation.VOLUNTEER_LINK]),
+        Relation.EMERGENCY: _in(m.Person.id, keys[Relation.EMERGENCY]),
         Relation.CREATOR: _created_recently(c, m.Person.created_by_staff_id, m.Person.created_at),
     }
 
 
-def _family(c: RelationCompiler) -> Predicates:
+def _family_keys(c: RelationCompiler) -> Keys:
     assigned = _subjects_of(c.team_cases())
-    assigned_families = (
-        None
+    return {
+        Relation.ASSIGNED: None
         if assigned is None
-        else _select(m.FamilyMember.family_id).where(m.FamilyMember.person_id.in_(assigned))
-    )
+        else _select(m.FamilyMember.family_id).where(m.FamilyMember.person_id.in_(assigned)),
+        Relation.VOLUNTEER_LINK: c.linked_families(),
+    }
+
+
+def _family(c: RelationCompiler) -> Predicates:
+    keys = c.keys(Entity.FAMILY)
     return {
         Relation.JURISDICTION: _in(m.Family.residence_unit_id, c.area_units()),
-        Relation.ASSIGNED: _in(m.Family.id, assigned_families),
-        Relation.VOLUNTEER_LINK: _in(m.Family.id, c.linked_families()),
+        Relation.ASSIGNED: _in(m.Family.id, keys[Relation.ASSIGNED]),
+        Relation.VOLUNTEER_LINK: _in(m.Family.id, keys[Relation.VOLUNTEER_LINK]),
     }
 
 
 def _via(
     column: ColumnElement[int], parent_key: ColumnElement[int], parent: Entity
 ) -> Callable[[RelationCompiler], Predicates]:
-    """Child records hold exactly the relations their parent row holds."""
+    """Child records hold exactly the relations their parent row holds.
+
+    Where the parent's relation is an id set, the child's is ``column IN ids`` rather than
+    ``column IN (SELECT parent.id FROM parent WHERE parent.id IN ids)``: the same rows (the
+    column is a foreign key to the parent), without a pass over every parent row that the
+    planner could not avoid (a merge join over all cases, per statement, at 100k persons)."""
 
     def build(c: RelationCompiler) -> Predicates:
+        keys = c.keys(parent)
         return {
-            relation: column.in_(_select(parent_key).where(predicate))
+            relation: _in(column, keys[relation])
+            if relation in keys
+            else column.in_(_select(parent_key).where(predicate))
             for relation, predicate in c.predicates(parent).items()
         }
 
@@ -371,4 +423,11 @@ _BUILDERS: dict[Entity, Callable[[RelationCompiler], Predicates]] = {
     Entity.CASE_CO_UNIT: _via(m.CaseCoUnit.case_id, m.Case.id, Entity.CASE),
     Entity.CASE_ASSIGNMENT: _via(m.CaseAssignment.case_id, m.Case.id, Entity.CASE),
     Entity.FOLLOW_UP: _via(m.FollowUp.case_id, m.Case.id, Entity.CASE),
+}
+
+
+_KEY_SETS: dict[Entity, Callable[[RelationCompiler], Keys]] = {
+    Entity.CASE: _case_keys,
+    Entity.PERSON: _person_keys,
+    Entity.FAMILY: _family_keys,
 }
