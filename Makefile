@@ -44,9 +44,9 @@ clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis
 
 # The suite (tests/bench/suite.py) writes var/bench/suite.json and docs/performance.md. On a
-# 2-core VM one backend × scale takes about 6 min at 10k persons and about 12 min at 100k
-# (demo generation alone: ~25 s per 10k persons); 1M adds roughly 45 min of demo generation per
-# backend. For a quick run: make bench BENCH_SCALES=10000.
+# quiet 2-core VM each backend x scale takes about 4-5 min to measure; demo generation adds about
+# 30 s per 100k persons (1M: about 6 min per backend); the whole default run about 45 min.
+# For a quick run: make bench BENCH_SCALES=10000.
 BENCH_SCALES   ?= 10000,100000,1000000
 BENCH_BACKENDS ?= sqlite$(shell $(PYTHON) -c "import socket; socket.create_connection(('127.0.0.1', 5432), 0.5)" 2>/dev/null && echo ,postgresql)
 

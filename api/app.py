@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -41,7 +40,7 @@ from api.jobs import run_forever
 from api.keyring import KeyProblem
 from api.keyring import load as load_keys
 from api.keyring import verify as verify_keys
-from api.live import AlertFeed, LiveConnection
+from api.live import SHUTDOWN_WAIT, AlertFeed, LiveConnection
 from api.ratelimit import RateLimiter, RedisRateLimiter
 from api.settings import Settings
 from api.telemetry import Telemetry, TraceMiddleware
@@ -445,6 +444,7 @@ def create_app(
             raise RuntimeError(str(problem)) from None
         _app.state.keys_verified = True
         scheduler = None
+        stop = asyncio.Event()
         if settings.scheduler_seconds > 0:
             scheduler = asyncio.create_task(
                 run_forever(
@@ -453,16 +453,20 @@ def create_app(
                     settings.audit_hash,
                     settings.ack_deadlines,
                     on_escalated=telemetry.escalations.add,
+                    stop=stop,
                 )
             )
         yield
-        if scheduler is not None:
-            scheduler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await scheduler
-        await graphql.feed.aclose()  # its last poll ends before the engine goes
-        await engine.dispose()
-        telemetry.shutdown()
+        try:
+            stop.set()  # both background loops end between queries, then the engine goes
+            if scheduler is not None:
+                _, pending = await asyncio.wait({scheduler}, timeout=SHUTDOWN_WAIT)
+                for task in pending:
+                    task.cancel()
+            await graphql.feed.aclose()
+        finally:
+            await engine.dispose()
+            telemetry.shutdown()
 
     app = Starlette(
         routes=[

@@ -9,6 +9,7 @@ in-server scheduler, a cron ``xinqiao jobs run-once``) never escalate the same a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -107,9 +108,12 @@ async def run_forever(
     hash_alg: str,
     deadlines: dict[RiskLevel, timedelta] | None = None,
     on_escalated: Callable[[int], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """The in-server scheduler; failures are logged and retried on the next tick."""
-    while True:
+    """The in-server scheduler; failures are logged and retried on the next tick. Setting
+    ``stop`` ends it between ticks (a cancel could land in the middle of a query)."""
+    stop = stop or asyncio.Event()
+    while not stop.is_set():
         # Each tick has a trace id of its own, as a request does: its access events and its
         # log lines share it.
         token = current_trace_id.set(uuid.uuid4().hex)
@@ -123,4 +127,6 @@ async def run_forever(
             log.exception("alert escalation failed; will retry")
         finally:
             current_trace_id.reset(token)
-        await asyncio.sleep(every_seconds)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(every_seconds):
+                await stop.wait()

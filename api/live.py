@@ -46,9 +46,9 @@ within this (NTP)."""
 PAGE = 500
 QUEUE_SIZE = 256
 RECHECK = 5.0
+"""Seconds between re-reading a socket's subject (revoked, disabled, roles changed)."""
 SHUTDOWN_WAIT = 5.0
 """Seconds shutdown waits for the feed's last poll before cancelling it."""
-"""Seconds between re-reading a socket's subject (revoked, disabled, roles changed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,20 +104,21 @@ class AlertFeed:
         running = list(self._running)
         if not running:
             return
-        try:
-            async with asyncio.timeout(SHUTDOWN_WAIT):
-                await asyncio.gather(*(asyncio.shield(t) for t in running))
-        except TimeoutError:
-            for task in running:
-                task.cancel()
+        _, pending = await asyncio.wait(running, timeout=SHUTDOWN_WAIT)
+        for task in pending:
+            task.cancel()
+        if pending:
+            _, stuck = await asyncio.wait(pending, timeout=SHUTDOWN_WAIT)
+            if stuck:
+                log.error("live alert feed did not stop; %d task(s) left", len(stuck))
 
     async def _run(self, stop: asyncio.Event) -> None:
         # What was routed before anyone subscribed is not news: mark it sent, deliver nothing.
         with contextlib.suppress(Exception):
-            await self.poll()
+            await self.poll(stop)
         while self._queues and not stop.is_set():
             try:
-                batch = await self.poll()
+                batch = await self.poll(stop)
                 if stop.is_set():  # a feed started since serves the subscribers now
                     break
                 for queue in list(self._queues):
@@ -129,9 +130,12 @@ class AlertFeed:
                 async with asyncio.timeout(self.every):
                     await stop.wait()
 
-    async def poll(self) -> list[Routed]:
+    async def poll(self, stop: asyncio.Event | None = None) -> list[Routed]:
         """Alerts routed since the watermark (minus the overlap), each delivered once, read in
-        keyset pages so a bulk import of thousands does not starve what follows it."""
+        keyset pages so a bulk import of thousands does not starve what follows it.
+
+        A feed told to ``stop`` while it read changes nothing: the feed that replaced it keeps
+        the watermark, and an alert this one read is still news to that one."""
         since = self._watermark - OVERLAP
         rows: list[Any] = []
         async with system_session(self.engine, reason="live alert feed: ids only") as s:
@@ -152,6 +156,8 @@ class AlertFeed:
                 if len(page) < PAGE:
                     break
                 after = (page[-1].routed_at, page[-1].id)
+        if stop is not None and stop.is_set():
+            return []
         out: list[Routed] = []
         for alert_id, routed_at, status in rows:
             key = (alert_id, routed_at)

@@ -84,12 +84,7 @@ class Telemetry:
         env = os.environ if env is None else env
         if env.get("OTEL_SDK_DISABLED", "").lower() == "true":
             return cls()
-        # An explicit attribute would override OTEL_RESOURCE_ATTRIBUTES' service.name: set one
-        # only when nothing in the environment names the service.
-        named = "OTEL_SERVICE_NAME" in env or "service.name=" in env.get(
-            "OTEL_RESOURCE_ATTRIBUTES", ""
-        )
-        resource = Resource.create({} if named else {"service.name": "xinqiao"})
+        resource = Resource.create(_service_name(env))
         span_exporters = [_span_exporter(n) for n in _names(env.get("OTEL_TRACES_EXPORTER"))]
         readers = [_metric_reader(n) for n in _names(env.get("OTEL_METRICS_EXPORTER"))]
         return cls.with_exporters(span_exporters, readers, resource)
@@ -198,6 +193,17 @@ class Telemetry:
         event.listen(engine.sync_engine, "handle_error", failed)
 
 
+def _service_name(env: Mapping[str, str]) -> dict[str, str]:
+    """``service.name`` as the environment gives it, else ``xinqiao``. An explicit attribute
+    overrides ``OTEL_RESOURCE_ATTRIBUTES`` (which the SDK reads from the process environment),
+    so none is set when that variable already names the service."""
+    if env.get("OTEL_SERVICE_NAME"):
+        return {"service.name": env["OTEL_SERVICE_NAME"]}
+    if "service.name=" in env.get("OTEL_RESOURCE_ATTRIBUTES", ""):
+        return {}
+    return {"service.name": "xinqiao"}
+
+
 def _names(value: str | None) -> list[str]:
     names = [n.strip().lower() for n in (value or "").split(",")]
     return [n for n in names if n not in ("", "none")]
@@ -302,7 +308,9 @@ class TraceMiddleware:
             if span is not None:
                 span.set_attribute("error.type", type(exc).__name__)
                 span.set_status(trace.StatusCode.ERROR)
-            if scope["type"] == "http" and not status:
+            if scope["type"] == "websocket":
+                raise  # the server closes the socket with 1011
+            if not status:
                 await _internal_error(scope, receive, send_logged, trace_id)
             status = status or 500
         finally:

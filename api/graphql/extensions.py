@@ -89,11 +89,18 @@ class AccessLogCommit(SchemaExtension):
             context.access_log.operation_hash = operation_fingerprint(document)
         try:
             yield
-            context.access_log.operation = operation_name(self.execution_context)
             result = self.execution_context.result
             await _log_or_withhold(context, result)
         finally:
             await context.close()
+
+    def on_execute(self) -> Iterator[None]:
+        """Name the operation once the document is parsed and before it runs: a mutation
+        writes its events during execution."""
+        context = self.execution_context.context
+        if not isinstance(context, LiveConnection):
+            context.access_log.operation = operation_name(self.execution_context)
+        yield
 
     async def on_stream_result(  # type: ignore[override]
         self, result: Any

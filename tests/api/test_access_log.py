@@ -166,3 +166,26 @@ async def test_writes_record_field_names_and_keyed_hashes_not_values(api: Api) -
     assert not (writes[0].changes or {}).get("phone")
     assert "13912345678" not in str(writes[0]) and "13987654321" not in str(writes[0])
     assert writes[0].person_id is not None
+
+
+async def test_a_mutations_write_events_name_the_operation(api: Api) -> None:
+    """A mutation writes its events while it runs: they carry the operation's name too (set
+    once the document is parsed, before execution), not only the reads after it."""
+    from tests.api.test_mutations import UPDATE_PERSON, grid_unit
+
+    created = await api.data(
+        "grid.donghu",
+        """mutation Register($input: CreatePersonInput!) {
+          createPerson(input: $input) { person { id } errors { code } } }""",
+        {"input": {"name": "命名测试", "gender": "FEMALE", "residenceUnit": grid_unit(api)}},
+    )
+    person_id = created["createPerson"]["person"]["id"]
+    named = UPDATE_PERSON.replace("mutation(", "mutation Correct(", 1)
+    response = await api.post(
+        {"query": named, "variables": {"id": person_id, "input": {"address": "东湖路1号"}}},
+        {"Authorization": f"Bearer {api.token('grid.donghu')}", "X-Request-ID": "named-write-1"},
+    )
+    assert not response.json().get("errors")
+    events = await events_for(api, "named-write-1")
+    assert any(e.kind == "write" for e in events)
+    assert {e.operation for e in events} == {"Correct"}

@@ -311,3 +311,39 @@ async def test_no_live_message_leaves_when_the_log_cannot_be_written(
         assert message["type"] == "next" and message["payload"]["data"] is None
         assert message["payload"]["errors"][0]["extensions"]["code"] == "AUDIT_UNAVAILABLE"
         assert "日志不可写" not in str(message) and "disk full" not in str(message)
+
+
+async def test_the_feed_survives_a_quick_resubscribe_and_stops_cleanly(api: Api) -> None:
+    """The last subscriber leaving asks the feed to stop between polls (a cancel in the middle
+    of a query could hang the connection's teardown); a subscriber arriving meanwhile gets a
+    fresh feed that still delivers, and shutdown waits for every feed task."""
+    from api.live import AlertFeed
+
+    def feed_tasks() -> list[asyncio.Task[Any]]:
+        return [
+            t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "AlertFeed._run"  # type: ignore[union-attr]
+        ]
+
+    feed = AlertFeed(api.engine, 0.02)
+    async with feed.subscribe():
+        await asyncio.sleep(0.05)
+    async with feed.subscribe() as queue:  # the first feed may still be in its last poll
+        await asyncio.sleep(0.1)
+        raised = await api.data(
+            "hotline",
+            RAISE,
+            {
+                "in": {
+                    "channel": "HOTLINE_96525",
+                    "riskLevel": "LOW",
+                    "areaUnit": gid("Unit", api.district.communities[0]["grid"]),
+                }
+            },
+        )
+        alert_id = int(base64.b64decode(raised["raiseAlert"]["alert"]["id"]).decode()[6:])
+        async with asyncio.timeout(10):
+            while not any(r.alert_id == alert_id for r in await queue.get()):
+                pass
+        assert len(feed_tasks()) >= 1
+    await feed.aclose()
+    assert feed_tasks() == [], "shutdown waited for every feed task"

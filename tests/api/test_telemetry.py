@@ -160,9 +160,10 @@ def test_tracing_is_off_unless_an_exporter_is_configured(tmp_path) -> None:  # t
     otlp.shutdown()
 
 
-async def test_escalations_are_counted(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_escalations_are_counted(api: Api) -> None:
     """The in-server scheduler reports each tick's escalations (create_app passes the
-    ``xinqiao.alerts.escalated`` counter's ``add`` as ``on_escalated``)."""
+    ``xinqiao.alerts.escalated`` counter's ``add`` as ``on_escalated``), and gives each tick a
+    trace id of its own."""
     import asyncio
     import base64
     from datetime import UTC, datetime, timedelta
@@ -193,14 +194,29 @@ async def test_escalations_are_counted(api: Api, monkeypatch: pytest.MonkeyPatch
         )
         await s.commit()
 
-    async def one_tick(_seconds: float) -> None:
-        raise asyncio.CancelledError
-
-    monkeypatch.setattr(jobs.asyncio, "sleep", one_tick)
+    stop = asyncio.Event()
     seen: list[int] = []
-    with pytest.raises(asyncio.CancelledError):
-        await jobs.run_forever(api.engine, 60, "sha256", on_escalated=seen.append)
+
+    def escalated(count: int) -> None:
+        seen.append(count)
+        stop.set()  # one tick, then the loop ends between ticks as at shutdown
+
+    async with asyncio.timeout(30):
+        await jobs.run_forever(api.engine, 60, "sha256", on_escalated=escalated, stop=stop)
     assert seen and seen[0] >= 1
+    async with system_session(api.engine, reason="test assertion") as s:
+        traces = set(
+            (
+                await s.execute(
+                    select(m.AccessEvent.trace_id).where(
+                        m.AccessEvent.entity == "alert",
+                        m.AccessEvent.entity_id == alert_id,
+                        m.AccessEvent.actor_username == "scheduler",
+                    )
+                )
+            ).scalars()
+        )
+    assert len(traces) == 1 and None not in traces, "the tick's events share its trace id"
 
 
 async def test_operation_labels_come_from_the_document_not_the_request(api: Api) -> None:
@@ -305,3 +321,14 @@ async def test_sign_in_refusals_are_counted_by_their_code(api: Api) -> None:
     )
     denials = observability.metric_points("xinqiao.authz.denials")
     assert any(a.get("reason") == "invalid_credentials" for a, _ in denials), denials
+
+
+async def test_unknown_methods_are_named_other(api: Api) -> None:
+    import httpx
+
+    trace_id, header = traceparent()
+    transport = httpx.ASGITransport(app=api.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.request("BREW", "/graphql", headers={"traceparent": header})
+    assert response.status_code in (400, 405)
+    assert [s.name for s in observability.SPANS.of_trace(trace_id)] == ["OTHER /graphql"]
