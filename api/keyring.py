@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hmac
 import os
 import re
 import secrets
@@ -70,8 +71,15 @@ def load(key_dir: Path, env: Mapping[str, str] | None = None, suite: str = "aes2
     for name, value in e.items():
         match = re.fullmatch(r"XINQIAO_KEK_V([1-9][0-9]{0,5})", name)
         if match:
-            raw = _b64(value, name)
-            keks[int(match.group(1))] = _kek(int(match.group(1)), raw, name)
+            version = int(match.group(1))
+            kek = _kek(version, _b64(value, name), name)
+            if version in keks and not hmac.compare_digest(keks[version].secret, kek.secret):
+                # Neither silently wins: data wrapped under one would not open under the other.
+                raise KeyProblem(
+                    f"{name} and {key_dir}/kek-v{version}.key hold different keys for version "
+                    f"{version}: keep one source (docs/encryption.md)"
+                )
+            keks[version] = kek
     if not keks:
         raise KeyProblem(
             f"no key-encryption key: expected {key_dir}/kek-v1.key or XINQIAO_KEK_V1 "
@@ -80,6 +88,11 @@ def load(key_dir: Path, env: Mapping[str, str] | None = None, suite: str = "aes2
     index_path = key_dir / INDEX_FILE
     if "XINQIAO_INDEX_KEY" in e:
         index_key = _b64(e["XINQIAO_INDEX_KEY"], "XINQIAO_INDEX_KEY")
+        if index_path.exists() and not hmac.compare_digest(index_path.read_bytes(), index_key):
+            raise KeyProblem(
+                f"XINQIAO_INDEX_KEY and {index_path} hold different blind-index keys: keep one "
+                "source (docs/encryption.md)"
+            )
     elif index_path.exists():
         _check_private(index_path)
         index_key = index_path.read_bytes()

@@ -272,3 +272,18 @@ async def test_rekeying_stopped_half_way_and_resumed_reseals_everything(
     # A new run starts a new pass over every key.
     assert await keyring.rekey(engine, ring2, batch=100) == len(ids)
     await engine.dispose()
+
+
+def test_a_key_in_the_environment_and_a_different_file_are_refused(tmp_path: Path) -> None:
+    """Two sources for one key version (a secret store's variable and a leftover file) must
+    agree: neither silently wins, since data wrapped under one would not open under the other."""
+    import base64
+
+    keyring.init_keys(tmp_path / "keys")
+    same = base64.b64encode((tmp_path / "keys" / "kek-v1.key").read_bytes()).decode()
+    other = base64.b64encode(bytes(32)).decode()
+    assert keyring.load(tmp_path / "keys", env={"XINQIAO_KEK_V1": same}).current.version == 1
+    with pytest.raises(keyring.KeyProblem, match="different keys for version 1"):
+        keyring.load(tmp_path / "keys", env={"XINQIAO_KEK_V1": other})
+    with pytest.raises(keyring.KeyProblem, match="different blind-index keys"):
+        keyring.load(tmp_path / "keys", env={"XINQIAO_INDEX_KEY": other})
