@@ -461,8 +461,9 @@ def create_app(
             stop.set()  # both background loops end between queries, then the engine goes
             if scheduler is not None:
                 _, pending = await asyncio.wait({scheduler}, timeout=SHUTDOWN_WAIT)
-                for task in pending:
-                    task.cancel()
+                if pending:  # stuck in a tick: cancel, and give its teardown a bounded wait
+                    scheduler.cancel()
+                    await asyncio.wait(pending, timeout=SHUTDOWN_WAIT)
             await graphql.feed.aclose()
         finally:
             await engine.dispose()
