@@ -1198,16 +1198,15 @@ class Gate:
         self, rows: Sequence[Base], fields: Iterable[str], action: str, person_ids: Sequence[int]
     ) -> list[int]:
         """Many rows in one flush (an import), each write logged with its person, plain values
-        sealed as ``insert`` does (the owners' data keys load in one query)."""
+        sealed as ``insert`` does (each owner's key is read once, under its row lock, by the
+        first seal; a read-side preload would only unwrap the same keys a second time)."""
         plain = [_take_plain(row) for row in rows]
         for row in rows:
             self.add(row)
         await self.flush()
-        if any(plain):
-            await self._load_keys(rows)
-            for row, values in zip(rows, plain, strict=True):
-                if values:
-                    await self.seal(row, values)
+        for row, values in zip(rows, plain, strict=True):
+            if values:
+                await self.seal(row, values)
         names = tuple(fields)
         out: list[int] = []
         for row, person_id in zip(rows, person_ids, strict=True):
