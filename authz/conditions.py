@@ -152,9 +152,7 @@ def _case(c: ConditionCompiler) -> Conditions:
         Condition.HIGH_RISK: and_(k.risk_level == RiskLevel.HIGH, k.status != CaseStatus.CLOSED),
         Condition.MEDIUM_RISK: k.risk_level == RiskLevel.MEDIUM,
         Condition.LOW_RISK: k.risk_level == RiskLevel.LOW,
-        Condition.MINOR: k.subject_id.in_(
-            _sel(m.Person.id).where(born_after(c.today, 18))
-        ),
+        Condition.MINOR: k.subject_id.in_(_sel(m.Person.id).where(born_after(c.today, 18))),
     }
     for condition, category in CATEGORY_CONDITIONS.items():
         out[condition] = c.person_in_category(k.subject_id, category)

@@ -156,7 +156,6 @@ class Page(Generic[M]):
     """The model attribute whose values the cursors carry (to be revealed and logged)."""
 
 
-
 @dataclass
 class GateStats:
     """What one request's gate did, for its operation span: cheap counters, no values."""
@@ -166,6 +165,7 @@ class GateStats:
     rows_withheld: int = 0
     keys_unwrapped: int = 0
     fields_opened: int = 0
+
 
 class Gate:
     def __init__(

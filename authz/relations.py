@@ -44,6 +44,7 @@ def born_after(today: date, age: int) -> ColumnElement[bool]:
     year = m.Person.birth_year
     return or_(year.is_(None), year >= today.year - age)
 
+
 class Relation(StrEnum):
     DIRECTORY = "directory"
     JURISDICTION = "jurisdiction"
@@ -150,9 +151,7 @@ class RelationCompiler:
         )
         under_14 = m.Referral.case_id.in_(
             _select(m.Case.id).where(
-                m.Case.subject_id.in_(
-                    _select(m.Person.id).where(born_after(self.now.date(), 14))
-                )
+                m.Case.subject_id.in_(_select(m.Person.id).where(born_after(self.now.date(), 14)))
             )
         )
         valid = [

@@ -109,9 +109,7 @@ async def ensure_version(session: AsyncSession, ring: KeyRing) -> None:
             f"key-encryption key version {kek.version} is not the one this database uses"
         )
     elif row.retired_at is not None:
-        raise KeyMismatch(
-            f"key version {kek.version} is retired: restart with the newer key file"
-        )
+        raise KeyMismatch(f"key version {kek.version} is retired: restart with the newer key file")
 
 
 async def create_data_key(session: AsyncSession, ring: KeyRing, owner: str) -> DataKey:

@@ -79,9 +79,7 @@ class Person(Sealed, Protected, Base):
     """Encrypted, like the ID number, phone and address: sealed by the gate once the row has an
     id (``domain.sealing``); looked up by blind index, never by value."""
     gender: Mapped[Gender] = mapped_column(enum_column(Gender), info=classified(FieldClass.BASIC))
-    birth_date: Mapped[bytes | None] = mapped_column(
-        Encrypted, info=encrypted(FieldClass.IDENTITY)
-    )
+    birth_date: Mapped[bytes | None] = mapped_column(Encrypted, info=encrypted(FieldClass.IDENTITY))
     """Sealed (ISO date). Only the year stays in the clear, for the minors rules in SQL."""
     birth_year: Mapped[int | None] = mapped_column(Integer, info=classified(FieldClass.IDENTITY))
     """Decides the minors and under-14 rules, erring protective: someone counts as under 18 (14)

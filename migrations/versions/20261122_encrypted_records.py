@@ -62,9 +62,7 @@ def upgrade() -> None:
     for table in TABLES:
         with op.batch_alter_table(table, schema=None) as batch_op:
             if table in SUBJECT_COPIED:
-                batch_op.add_column(
-                    sa.Column("person_id", Id, nullable=SUBJECT_COPIED[table])
-                )
+                batch_op.add_column(sa.Column("person_id", Id, nullable=SUBJECT_COPIED[table]))
                 batch_op.create_index(batch_op.f(f"ix_{table}_person_id"), ["person_id"])
                 batch_op.create_foreign_key(
                     batch_op.f(f"fk_{table}_person_id_persons"), "persons", ["person_id"], ["id"]

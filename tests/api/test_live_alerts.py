@@ -321,7 +321,9 @@ async def test_the_feed_survives_a_quick_resubscribe_and_stops_cleanly(api: Api)
 
     def feed_tasks() -> list[asyncio.Task[Any]]:
         return [
-            t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "AlertFeed._run"  # type: ignore[union-attr]
+            t
+            for t in asyncio.all_tasks()
+            if t.get_coro().__qualname__ == "AlertFeed._run"  # type: ignore[union-attr]
         ]
 
     feed = AlertFeed(api.engine, 0.02)

@@ -126,7 +126,8 @@ async def test_log_lines_are_json_with_the_trace_id_and_no_query_string(api: Api
     trace_id, header = traceparent()
     secret = "13800000000"
     await api.get(
-        f"/graphql?query=%7Bpersons(phone:%22{secret}%22)%7BtotalCount%7D%7D", {"traceparent": header}
+        f"/graphql?query=%7Bpersons(phone:%22{secret}%22)%7BtotalCount%7D%7D",
+        {"traceparent": header},
     )
     lines = [json.loads(line) for line in observability.LOGS.getvalue().splitlines() if line]
     mine = [line for line in lines if line.get("trace_id") == trace_id]
@@ -150,9 +151,10 @@ def test_tracing_is_off_unless_an_exporter_is_configured(tmp_path) -> None:  # t
     assert not engine.sync_engine.dispatch.before_cursor_execute, "no statement hook installed"
     assert Telemetry.from_env({"OTEL_TRACES_EXPORTER": "none"}).tracing is False
     assert Telemetry.from_env({"OTEL_TRACES_EXPORTER": "console"}).tracing is True
-    assert Telemetry.from_env(
-        {"OTEL_TRACES_EXPORTER": "console", "OTEL_SDK_DISABLED": "true"}
-    ).tracing is False
+    assert (
+        Telemetry.from_env({"OTEL_TRACES_EXPORTER": "console", "OTEL_SDK_DISABLED": "true"}).tracing
+        is False
+    )
     with pytest.raises(SystemExit, match="unknown exporter"):
         Telemetry.from_env({"OTEL_TRACES_EXPORTER": "zipkin"})
     otlp = Telemetry.from_env({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_METRICS_EXPORTER": "otlp"})

@@ -57,9 +57,7 @@ async def test_no_sealed_field_is_stored_in_the_clear(api: Api, tmp_path: Path) 
         assert by_table[table], f"no sealed {table} text was read back"
     raw = _database_bytes(api, tmp_path)
     assert "东湖第2社区".encode() in raw, "control: the search does find text stored in the clear"
-    leaked = sorted(
-        {(t, len(v)) for t, vs in by_table.items() for v in vs if v.encode() in raw}
-    )
+    leaked = sorted({(t, len(v)) for t, vs in by_table.items() for v in vs if v.encode() in raw})
     assert leaked == [], f"values found in the clear (table, length): {leaked[:10]}"
 
 

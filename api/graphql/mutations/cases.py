@@ -144,9 +144,7 @@ async def _intake_person(
     )
     person.set_categories(set())
     gate.add(person)
-    await gate.seal(
-        person, {"name": name, "id_number": number, "phone": phone, "birth_date": born}
-    )
+    await gate.seal(person, {"name": name, "id_number": number, "phone": phone, "birth_date": born})
     gate.record_write(Entity.PERSON, person.id, _written(person), "intake", person_id=person.id)
     return person.id, 0
 

@@ -260,10 +260,7 @@ class CaseworkMutations:
                     consent.person_id != row.subject_id
                     or consent.recipient_unit_id != to_unit
                     or not consent.in_force(gate.now)
-                    or (
-                        minor.is_under_consent_age
-                        and consent.given_by != ConsentGiver.GUARDIAN
-                    )
+                    or (minor.is_under_consent_age and consent.given_by != ConsentGiver.GUARDIAN)
                 ):
                     raise DomainError(
                         ErrorCode.INVALID,
