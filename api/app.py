@@ -52,6 +52,7 @@ from audit.keys import (
     load_or_create_secret,
 )
 from audit.log import value_hasher
+from authz.gate.sealer import Sealer
 from authz.policy import AllowAllPolicy, Policy
 from authz.probe import NO_PROBE
 from authz.subject import Subject
@@ -122,8 +123,10 @@ class XinqiaoGraphQL(GraphQL[RequestContext, None]):
         )
         self.registries = PersistedRegistry(engine)
         self.telemetry = Telemetry()
-        self.unprotected = False
         """Set by ``create_app``; the no-op default keeps a bare view usable in tests."""
+        self.unprotected = False
+        self.sealer: type[Sealer] = Sealer
+        """What opens sealed fields; the benchmark's unprotected mode injects a stand-in."""
         self.hash_value = value_hasher(load_or_create_secret(settings.key_dir / AUDIT_HMAC_KEY))
         self.signer = load_or_create_ed25519(settings.key_dir / AUDIT_SIGNING_KEY)
 
@@ -237,6 +240,7 @@ class XinqiaoGraphQL(GraphQL[RequestContext, None]):
             keys=self.keys,
             probe=self.telemetry if self.telemetry.tracing else NO_PROBE,
             unprotected=self.unprotected,
+            sealer=self.sealer,
         )
         context.telemetry = self.telemetry
         context.access_log.signer = self.signer

@@ -21,6 +21,7 @@ from api.settings import Settings
 from api.telemetry import Telemetry
 from audit.log import RequestAccessLog
 from authz.gate import Gate
+from authz.gate.sealer import Sealer
 from authz.policy import Policy
 from authz.probe import NO_PROBE, Probe
 from authz.purpose import PurposeNotAllowed, resolve_purpose
@@ -122,6 +123,7 @@ def build_context(
     keys: KeyRing | None = None,
     probe: Probe = NO_PROBE,
     unprotected: bool = False,
+    sealer: type[Sealer] = Sealer,
 ) -> RequestContext:
     session = sessions()
     refused = False
@@ -146,7 +148,7 @@ def build_context(
         sink=access_log,
         keys=keys,
         probe=probe,
-        decrypt=not unprotected,
+        sealer=sealer,
     )
     return RequestContext(
         subject=subject,

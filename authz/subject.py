@@ -10,6 +10,16 @@ from domain.staff import Role
 
 
 @dataclass(frozen=True, slots=True)
+class StaffMember:
+    """A subject proven to be a staff account with a unit: what staff-only use cases take
+    (``Subject.as_staff``), so "staff only" is a type, not a runtime assert."""
+
+    id: int
+    unit_id: int
+    username: str
+
+
+@dataclass(frozen=True, slots=True)
 class Subject:
     staff_id: int | None
     username: str
@@ -36,6 +46,12 @@ class Subject:
     @classmethod
     def anonymous(cls) -> Subject:
         return cls(None, "anonymous", None, None, None, frozenset())
+
+    def as_staff(self) -> StaffMember | None:
+        """The staff member behind this subject, or None for a partner client or anonymous."""
+        if self.staff_id is None or self.unit_id is None or self.client_id is not None:
+            return None
+        return StaffMember(self.staff_id, self.unit_id, self.username)
 
     @property
     def authenticated(self) -> bool:

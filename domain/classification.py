@@ -49,3 +49,17 @@ def field_classes(model: type) -> Mapping[str, FieldClass]:
     result.update(getattr(model, "derived_field_classes", {}))
     model._field_class_cache = result  # type: ignore[attr-defined]
     return result
+
+
+def written_fields(row: object) -> list[str]:
+    """Names of a row's classified attributes that hold a value (what a write event names;
+    never the values)."""
+    return [n for n in field_classes(type(row)) if not n.startswith("_") and _has(row, n)]
+
+
+def _has(row: object, name: str) -> bool:
+    try:
+        value = getattr(row, name)
+    except AttributeError:
+        return False
+    return value not in (None, [], "")

@@ -69,6 +69,11 @@ async def system_session(engine: AsyncEngine, *, reason: str) -> AsyncIterator[A
         yield session
 
 
+def is_operator_session(session: Session) -> bool:
+    """Whether a session was opened for a named operator task (not a request)."""
+    return bool(session.info.get("system_reason"))
+
+
 def _guard(state: ORMExecuteState) -> None:
     if not (state.is_select or state.is_update or state.is_delete):
         return

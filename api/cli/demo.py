@@ -32,6 +32,7 @@ from domain.interventions import InterventionKind
 from domain.keys import KeyRing, ensure_version
 from domain.persons import Gender, GuardianRelationship, PopulationCategory
 from domain.referrals import ReferralStatus
+from domain.routing import UnitNode, route
 from domain.sealing import encrypted_columns, index_columns, seal
 from domain.session import system_session
 from domain.staff import Role
@@ -55,6 +56,8 @@ class District:
     communities: list[dict[str, int]] = field(default_factory=list)
     records: list[dict[str, int]] = field(default_factory=list)
     """Per community: record kind → id (see ``fixed_records``)."""
+    nodes: dict[int, UnitNode] = field(default_factory=dict)
+    """The unit tree as routing sees it (``domain.routing``)."""
 
 
 class Generator:
@@ -190,6 +193,7 @@ async def build_district(s: AsyncSession) -> District:
     u["partner"] = await _add_unit(s, "晨光社会工作服务中心", UnitKind.PARTNER_AGENCY, district)
     await s.flush()
     d.units = {k: v.id for k, v in u.items()}
+    d.nodes = {v.id: UnitNode(v.id, v.kind, v.path, v.area_unit_id) for v in u.values()}
     for username, display, unit_key, role in ACCOUNTS:
         staff = m.Staff(
             username=username,
@@ -255,17 +259,10 @@ class Batch:
         return len(self.families) - 1
 
 
-def routing(
-    d: District, c: dict[str, int], street_key: str, risk: RiskLevel
-) -> tuple[int, list[int]]:
-    """Lead and co-handling units by tier (seed 001): high → police + health + community;
-    medium → governance centre; low → the community grid team."""
-    if risk is RiskLevel.HIGH:
-        health = d.units["health_centre" if street_key == "donghu" else "health_centre:xishan"]
-        return d.units[f"police:{street_key}"], [health, c["community"]]
-    if risk is RiskLevel.MEDIUM:
-        return d.units["governance"], []
-    return c["grid"], []
+def routing(d: District, c: dict[str, int], risk: RiskLevel) -> tuple[int, list[int]]:
+    """Lead and co-handling units by tier, by the service's own rule (``domain.routing``)."""
+    team = route(d.nodes[c["grid"]], list(d.nodes.values()), risk)
+    return team.lead, list(team.co_units)
 
 
 def _case(
@@ -358,7 +355,7 @@ def fixed_records(g: Generator, d: District) -> Batch:
             ("medium_case", medium, RiskLevel.MEDIUM),
             ("low_case", low, RiskLevel.LOW),
         ):
-            lead, co = routing(d, c, street_key, risk)
+            lead, co = routing(d, c, risk)
             ci = case(kind, subject, risk, lead)
             b.co_units += [(ci, u) for u in co]
             if risk is RiskLevel.LOW and index == 0:
@@ -379,7 +376,7 @@ def fixed_records(g: Generator, d: District) -> Batch:
         b.cases[ci]["diagnosis"] = "F20 精神分裂症（演示数据）"
         b.assignments.append((ci, d.staff["psychiatrist"]))
         referred = person("referred_subject", 20, 50)
-        lead, _ = routing(d, c, street_key, RiskLevel.LOW)
+        lead, _ = routing(d, c, RiskLevel.LOW)
         ci = case("referred_case", referred, RiskLevel.LOW, lead, problem="婚姻家庭压力")
         b.referrals.append(
             {
@@ -495,7 +492,7 @@ def _maybe_case(
     if g.rng.random() >= 0.06:
         return
     risk = g.rng.choices((RiskLevel.HIGH, RiskLevel.MEDIUM, RiskLevel.LOW), (1, 3, 6))[0]
-    lead, co = routing(d, c, street_key, risk)
+    lead, co = routing(d, c, risk)
     status = g.rng.choice(
         (CaseStatus.ACTIVE, CaseStatus.ACTIVE, CaseStatus.MONITORING, CaseStatus.ASSESSING)
     )

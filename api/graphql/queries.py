@@ -39,6 +39,7 @@ from api.graphql.types.persons import GuardianType, PersonType
 from api.graphql.types.referrals import ConsentType, ReferralType
 from api.graphql.types.screening import ScreeningCampaignType
 from api.graphql.types.units import StaffType, UnitType, Viewer
+from api.services import intake
 from authz.gate import Filter, Order
 from domain import models as m
 from domain.errors import DomainError, ErrorCode
@@ -482,7 +483,7 @@ class Query:
             raise e.at("idNumber" if id_number is not None else "phone") from None
         if c.lookup_limiter is not None and not c.lookup_limiter.hit(gate.subject.staff_id):
             raise DomainError(ErrorCode.RATE_LIMITED, "查询过于频繁，请稍后再试")
-        hits = await gate.lookup_persons(id_number=number, phone=mobile)
+        hits = await intake.lookup_persons(gate, id_number=number, phone=mobile)
         names = requested(info, ("person",))
         return [
             PersonMatch(

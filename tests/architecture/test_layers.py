@@ -70,7 +70,7 @@ def test_row_scope_marker_is_set_only_by_the_gate() -> None:
         for p in python_files("api", "authz", "audit", "domain", "migrations")
         if "ROW_SCOPE" in p.read_text(encoding="utf-8")
     ]
-    assert sorted(users) == ["authz/gate.py", "domain/session.py"]
+    assert sorted(users) == ["authz/gate/plans.py", "domain/session.py"]
 
 
 def test_system_sessions_only_in_operator_paths() -> None:

@@ -15,6 +15,7 @@ import uvicorn
 
 from api.app import create_app
 from api.settings import Settings
+from tests.bench.stand_in import StandInSealer
 
 
 def main() -> None:
@@ -23,6 +24,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     app = create_app(Settings.from_env(), unprotected=args.mode == "unprotected")
+    if args.mode == "unprotected":
+        app.state.graphql.sealer = StandInSealer
     uvicorn.run(
         app,
         host="127.0.0.1",

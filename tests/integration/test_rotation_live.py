@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-import authz.gate
+import authz.gate.sealer
 from api import keyring
 from api.app import create_app
 from api.cli.demo import District, load_demo
@@ -229,7 +229,7 @@ async def test_a_write_after_its_key_was_replaced_seals_under_the_new_key(
     person_id, values = await _create(live.new, 7)
     number = int(base64.b64decode(person_id).decode().split(":")[1])
     engine = create_engine(live.url)
-    real = authz.gate.key_for_writing
+    real = authz.gate.sealer.key_for_writing
     replaced: list[str] = []
 
     async def replaced_first(session: Any, ring: KeyRing, owner: str) -> Any:
@@ -245,7 +245,7 @@ async def test_a_write_after_its_key_was_replaced_seals_under_the_new_key(
             replaced.append(owner)
         return await real(session, ring, owner)
 
-    monkeypatch.setattr(authz.gate, "key_for_writing", replaced_first)
+    monkeypatch.setattr(authz.gate.sealer, "key_for_writing", replaced_first)
     data = await live.new.data(
         "grid.donghu", UPDATE, {"id": person_id, "input": {"address": "东湖路8号"}}
     )

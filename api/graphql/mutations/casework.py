@@ -8,23 +8,20 @@ import strawberry
 from strawberry import relay
 
 from api.graphql import ids
+from api.graphql import validators as v
 from api.graphql.errors import UserError
-from api.graphql.mutations.base import collect, reload, run
-from api.graphql.mutations.persons import _text
+from api.graphql.mutations.shell import mutate
 from api.graphql.types.base import ctx
 from api.graphql.types.enums import ConsentGiver, Instrument, InterventionKind
 from api.graphql.types.followups import FollowUpType
 from api.graphql.types.interventions import AssessmentType
 from api.graphql.types.referrals import ConsentType, ReferralType
-from authz.entities import Entity
-from authz.gate import Gate, Order
-from domain import models as m
-from domain.alerts import AlertStatus
-from domain.cases import RiskLevel
+from api.graphql.validators import collect
+from api.services import casework
+from authz.gate import Gate
 from domain.classification import FieldClass
-from domain.errors import DomainError, ErrorCode, NotFound
+from domain.errors import DomainError, ErrorCode
 from domain.instruments import score
-from domain.referrals import ReferralStatus
 
 SHAREABLE = frozenset(c.value for c in FieldClass if c not in (FieldClass.AUDIT, FieldClass.SECRET))
 
@@ -104,53 +101,22 @@ class CaseworkMutations:
 
         async def action(gate: Gate) -> int:
             nonlocal raised
-            case_id, result = collect(
+            (case_id, _) = collect(
                 lambda: ids.decode(input.case, "Case", "case")[1],
                 lambda: score(input.instrument, list(input.answers)),
             )
-            case = await gate.require(m.Case, case_id, "case")
-            gate.authorize(Entity.ASSESSMENT, "create", case.relations, case.conditions)
-            assessment = m.Assessment(
-                person_id=case.row.subject_id,
+            assessment_id, raised = await casework.record_assessment(
+                gate,
                 case_id=case_id,
                 instrument=input.instrument,
                 answers=list(input.answers),
-                score=result.score,
-                severity=result.severity,
-                administered_at=gate.now,
-                staff_id=gate.subject.staff_id,
+                deadlines=ctx(info).settings.ack_deadlines,
             )
-            await gate.insert(
-                assessment, ["answers", "score", "severity"], "create", person_id=case.person_id
-            )
-            if result.self_harm:
-                row: m.Case = case.row
-                alert = m.Alert(
-                    person_id=row.subject_id,
-                    case_id=row.id,
-                    channel=row.source_channel,
-                    risk_level=RiskLevel.HIGH,
-                    summary="测评提示自伤风险，请立即跟进",
-                    status=AlertStatus.OPEN,
-                    area_unit_id=row.area_unit_id,
-                    target_unit_id=row.lead_unit_id,
-                    raised_at=gate.now,
-                    routed_at=gate.now,
-                    ack_deadline=gate.now + ctx(info).settings.ack_deadlines[RiskLevel.HIGH],
-                    created_by_staff_id=gate.subject.staff_id,
-                )
-                await gate.insert(
-                    alert, ["risk_level", "summary"], "assessment_rule", person_id=row.subject_id
-                )
-                raised = True
-            return assessment.id
+            return assessment_id
 
-        assessment_id, errors = await run(info, action)
-        return AssessmentPayload(
-            assessment=await reload(info, AssessmentType, assessment_id, "assessment"),
-            alert_raised=raised and not errors,
-            errors=errors,
-        )
+        payload = await mutate(info, action, AssessmentPayload, AssessmentType, "assessment")
+        payload.alert_raised = raised and not payload.errors
+        return payload
 
     @strawberry.mutation(description="Record a consent (知情同意); under 14, a guardian's.")
     async def record_consent(
@@ -160,7 +126,7 @@ class CaseworkMutations:
             person_id, recipient, purpose, scope, guardian = collect(
                 lambda: ids.decode(input.person, "Person", "person")[1],
                 lambda: ids.decode(input.recipient_unit, "Unit", "recipientUnit")[1],
-                lambda: _text(input.purpose, 200, "purpose", required=True),
+                lambda: v.text(input.purpose, 200, "purpose", required=True),
                 lambda: _classes(input.scope, "scope"),
                 lambda: (
                     None
@@ -168,59 +134,26 @@ class CaseworkMutations:
                     else ids.decode(input.guardian, "Person", "guardian")[1]
                 ),
             )
-            person = await gate.require(m.Person, person_id, "person")
-            gate.authorize(Entity.CONSENT, "create", person.relations, person.conditions)
-            if await gate.unit(recipient) is None:
-                raise NotFound(("recipientUnit",))
-            # An unknown birth date counts as under 14, as everywhere else.
-            under_14 = person.row.is_under_consent_age
-            if input.given_by == ConsentGiver.GUARDIAN or under_14:
-                if input.given_by != ConsentGiver.GUARDIAN or guardian is None:
-                    raise DomainError(ErrorCode.REQUIRED, "未满14周岁须由监护人同意", ("guardian",))
-                links = await gate.children(
-                    m.Guardianship,
-                    m.Guardianship.ward_id,
-                    [person_id],
-                    order=Order(m.Guardianship.id),
-                    limit=20,
-                )
-                if guardian not in {v.row.guardian_id for v in links.get(person_id, [])}:
-                    raise NotFound(("guardian",))
-            consent = m.Consent(
+            return await casework.record_consent(
+                gate,
                 person_id=person_id,
                 given_by=input.given_by,
-                guardian_id=guardian,
                 recipient_unit_id=recipient,
                 purpose=purpose,
                 scope=scope,
-                given_at=gate.now,
+                guardian_id=guardian,
                 valid_until=input.valid_until,
             )
-            await gate.insert(
-                consent, ["scope", "purpose", "recipient_unit_id"], "create", person_id=person_id
-            )
-            return consent.id
 
-        consent_id, errors = await run(info, action)
-        return ConsentPayload(
-            consent=await reload(info, ConsentType, consent_id, "consent"), errors=errors
-        )
+        return await mutate(info, action, ConsentPayload, ConsentType, "consent")
 
     @strawberry.mutation(description="Withdraw a consent: referrals resting on it end at once.")
     async def withdraw_consent(self, info: strawberry.Info, id: relay.GlobalID) -> ConsentPayload:
         async def action(gate: Gate) -> int:
             number = ids.decode(id, "Consent")[1]
-            visible = await gate.for_write(m.Consent, number, "update")
-            visible.row.withdraw(gate.now)
-            gate.record_write(
-                Entity.CONSENT, number, ["withdrawn_at"], "withdraw", person_id=visible.person_id
-            )
-            return number
+            return await casework.withdraw_consent(gate, consent_id=number)
 
-        consent_id, errors = await run(info, action)
-        return ConsentPayload(
-            consent=await reload(info, ConsentType, consent_id, "consent"), errors=errors
-        )
+        return await mutate(info, action, ConsentPayload, ConsentType, "consent")
 
     @strawberry.mutation(
         description="Offer a case to another unit or partner agency, sharing the given classes. "
@@ -232,63 +165,27 @@ class CaseworkMutations:
             case_id, to_unit, purpose, shared, consent_id, override = collect(
                 lambda: ids.decode(input.case, "Case", "case")[1],
                 lambda: ids.decode(input.to_unit, "Unit", "toUnit")[1],
-                lambda: _text(input.purpose, 200, "purpose", required=True),
+                lambda: v.text(input.purpose, 200, "purpose", required=True),
                 lambda: _classes(input.shared_classes, "sharedClasses"),
                 lambda: (
                     None
                     if input.consent is None
                     else ids.decode(input.consent, "Consent", "consent")[1]
                 ),
-                lambda: _text(input.override_reason, 2000, "overrideReason"),
+                lambda: v.text(input.override_reason, 2000, "overrideReason"),
             )
-            case = await gate.require(m.Case, case_id, "case")
-            gate.authorize(Entity.REFERRAL, "create", case.relations, case.conditions)
-            if await gate.unit(to_unit) is None:
-                raise NotFound(("toUnit",))
-            row: m.Case = case.row
-            if consent_id is None:
-                if row.risk_level != RiskLevel.HIGH or not override:
-                    raise DomainError(
-                        ErrorCode.REQUIRED,
-                        "非高风险个案转介须有当事人（或监护人）的知情同意",
-                        ("consent",),
-                    )
-            else:
-                consent = (await gate.require(m.Consent, consent_id, "consent")).row
-                minor = (await gate.require(m.Person, row.subject_id, "case")).row
-                if (
-                    consent.person_id != row.subject_id
-                    or consent.recipient_unit_id != to_unit
-                    or not consent.in_force(gate.now)
-                    or (minor.is_under_consent_age and consent.given_by != ConsentGiver.GUARDIAN)
-                ):
-                    raise DomainError(
-                        ErrorCode.INVALID,
-                        "该同意不适用于本次转介（对象、接收单位、有效期或监护人）",
-                        ("consent",),
-                    )
-            referral = m.Referral(
+            return await casework.refer_case(
+                gate,
                 case_id=case_id,
-                person_id=row.subject_id,
-                from_unit_id=gate.subject.unit_id,
                 to_unit_id=to_unit,
                 purpose=purpose,
                 shared_classes=shared,
-                status=ReferralStatus.OFFERED,
                 consent_id=consent_id,
-                override_reason=override if consent_id is None else None,
-                created_at=gate.now,
+                override_reason=override,
                 expires_at=input.expires_at,
             )
-            await gate.insert(
-                referral, ["to_unit_id", "shared_classes"], "create", person_id=row.subject_id
-            )
-            return referral.id
 
-        referral_id, errors = await run(info, action)
-        return ReferralPayload(
-            referral=await reload(info, ReferralType, referral_id, "referral"), errors=errors
-        )
+        return await mutate(info, action, ReferralPayload, ReferralType, "referral")
 
     @strawberry.mutation(description="Accept or decline a referral offered to your unit.")
     async def respond_to_referral(
@@ -296,23 +193,9 @@ class CaseworkMutations:
     ) -> ReferralPayload:
         async def action(gate: Gate) -> int:
             number = ids.decode(id, "Referral")[1]
-            visible = await gate.for_write(m.Referral, number, "update")
-            if visible.row.to_unit_id != gate.subject.unit_id:
-                raise DomainError(ErrorCode.FORBIDDEN, "只有接收单位可以答复转介")
-            visible.row.respond(accept=accept, at=gate.now)
-            gate.record_write(
-                Entity.REFERRAL,
-                number,
-                ["status"],
-                "accept" if accept else "decline",
-                person_id=visible.person_id,
-            )
-            return number
+            return await casework.respond_to_referral(gate, referral_id=number, accept=accept)
 
-        referral_id, errors = await run(info, action)
-        return ReferralPayload(
-            referral=await reload(info, ReferralType, referral_id, "referral"), errors=errors
-        )
+        return await mutate(info, action, ReferralPayload, ReferralType, "referral")
 
 
 @strawberry.input
@@ -341,32 +224,18 @@ class FollowUpMutations:
             case_id, staff_id = collect(
                 lambda: ids.decode(input.case, "Case", "case")[1],
                 lambda: (
-                    gate.subject.staff_id
+                    None
                     if input.assigned_staff is None
                     else ids.decode(input.assigned_staff, "Staff", "assignedStaff")[1]
                 ),
             )
             if input.due_at.tzinfo is None or input.due_at <= gate.now:
                 raise DomainError(ErrorCode.INVALID, "随访时间须在将来（带时区）", ("dueAt",))
-            case = await gate.require(m.Case, case_id, "case")
-            gate.authorize(Entity.FOLLOW_UP, "create", case.relations, case.conditions)
-            if staff_id != gate.subject.staff_id:
-                await gate.require(m.Staff, staff_id, "assignedStaff")
-            follow_up = m.FollowUp(
-                case_id=case_id,
-                person_id=case.row.subject_id,
-                kind=input.kind,
-                due_at=input.due_at,
-                assigned_staff_id=staff_id,
-                created_at=gate.now,
+            return await casework.schedule_follow_up(
+                gate, case_id=case_id, kind=input.kind, due_at=input.due_at, staff_id=staff_id
             )
-            await gate.insert(follow_up, ["due_at", "kind"], "create", person_id=case.person_id)
-            return follow_up.id
 
-        follow_up_id, errors = await run(info, action)
-        return FollowUpPayload(
-            follow_up=await reload(info, FollowUpType, follow_up_id, "followUp"), errors=errors
-        )
+        return await mutate(info, action, FollowUpPayload, FollowUpType, "follow_up")
 
     @strawberry.mutation(description="Drop a follow-up that will not happen, with a reason.")
     async def drop_follow_up(
@@ -374,16 +243,7 @@ class FollowUpMutations:
     ) -> FollowUpPayload:
         async def action(gate: Gate) -> int:
             number = ids.decode(id, "FollowUp")[1]
-            (text,) = collect(lambda: _text(reason, 500, "reason", required=True))
-            visible = await gate.for_write(m.FollowUp, number, "update")
-            visible.row.drop(reason=text or "", at=gate.now)
-            await gate.seal_pending(visible.row)
-            gate.record_write(
-                Entity.FOLLOW_UP, number, ["dropped_reason"], "drop", person_id=visible.person_id
-            )
-            return number
+            (text,) = collect(lambda: v.text(reason, 500, "reason", required=True))
+            return await casework.drop_follow_up(gate, follow_up_id=number, reason=text or "")
 
-        follow_up_id, errors = await run(info, action)
-        return FollowUpPayload(
-            follow_up=await reload(info, FollowUpType, follow_up_id, "followUp"), errors=errors
-        )
+        return await mutate(info, action, FollowUpPayload, FollowUpType, "follow_up")

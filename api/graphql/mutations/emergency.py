@@ -8,14 +8,14 @@ import strawberry
 from strawberry import relay
 
 from api.graphql import ids
+from api.graphql import validators as v
 from api.graphql.errors import UserError
-from api.graphql.mutations.base import collect, reload, run
-from api.graphql.mutations.persons import _text
+from api.graphql.mutations.shell import mutate, reload, run
 from api.graphql.types.cases import CaseType
 from api.graphql.types.emergency import EmergencyAccessType
-from authz.entities import Entity
+from api.graphql.validators import collect
+from api.services import emergency
 from authz.gate import Gate
-from domain import models as m
 
 
 @strawberry.type
@@ -40,10 +40,10 @@ class EmergencyMutations:
         async def action(gate: Gate) -> int:
             case_id, text = collect(
                 lambda: ids.decode(case, "Case", "case")[1],
-                lambda: _text(reason, 2000, "reason", required=True),
+                lambda: v.text(reason, 2000, "reason", required=True),
             )
-            return await gate.break_glass(
-                case_id, reason=text or "", duration=timedelta(minutes=minutes)
+            return await emergency.break_glass(
+                gate, case_id=case_id, reason=text or "", duration=timedelta(minutes=minutes)
             )
 
         grant_id, errors = await run(info, action)
@@ -62,18 +62,8 @@ class EmergencyMutations:
     ) -> EmergencyAccessPayload:
         async def action(gate: Gate) -> int:
             number = ids.decode(id, "EmergencyAccess")[1]
-            grant: m.EmergencyGrant = (await gate.for_write(m.EmergencyGrant, number, "update")).row
-            staff_id = gate.subject.staff_id
-            assert staff_id is not None
-            grant.review(staff_id=staff_id, comment=comment, at=gate.now)
-            gate.record_write(
-                Entity.EMERGENCY_GRANT, grant.id, ["reviewed_at", "review_comment"], "review"
-            )
-            return grant.id
+            return await emergency.review(gate, grant_id=number, comment=comment)
 
-        grant_id, errors = await run(info, action)
-        return EmergencyAccessPayload(
-            access=await reload(info, EmergencyAccessType, grant_id, "access"),
-            case=None,
-            errors=errors,
+        return await mutate(
+            info, action, EmergencyAccessPayload, EmergencyAccessType, "access", case=None
         )

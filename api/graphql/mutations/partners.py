@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import datetime
-import secrets
 
 import strawberry
 from graphql import GraphQLError, parse, validate
 from strawberry import relay
 
 from api.graphql import ids
+from api.graphql import validators as v
 from api.graphql.errors import UserError
 from api.graphql.guard import sha256_of
-from api.graphql.mutations.base import collect, reload, run
-from api.graphql.mutations.persons import _text
+from api.graphql.mutations.shell import reload, run
 from api.graphql.types.base import ctx
 from api.graphql.types.partners import PartnerClientType
+from api.graphql.validators import collect
 from api.identity import IdentityError, check_scopes, hash_secret, new_client_secret
-from authz.entities import Entity
+from api.services import partners
 from authz.gate import Gate
 from authz.relations import Relation
-from domain import models as m
-from domain.errors import DomainError, ErrorCode, NotFound
+from domain.errors import DomainError, ErrorCode
 
 DIRECTORY = frozenset({Relation.DIRECTORY})
 
@@ -84,27 +83,21 @@ class PartnerMutations:
 
         async def action(gate: Gate) -> int:
             name, unit_id, scopes, addresses = collect(
-                lambda: _text(input.name, 100, "name", required=True),
+                lambda: v.text(input.name, 100, "name", required=True),
                 lambda: ids.decode(input.unit, "Unit", "unit")[1],
                 lambda: _scopes(input.scopes),
                 lambda: _addresses(input.allowed_addresses),
             )
-            gate.authorize(Entity.PARTNER_CLIENT, "create", DIRECTORY)
-            if await gate.unit(unit_id) is None:
-                raise NotFound(("unit",))
-            client = m.PartnerClient(
-                client_id=f"pc_{secrets.token_hex(8)}",
+            return await partners.register_client(
+                gate,
                 name=name,
                 unit_id=unit_id,
                 secret_hash=hash_secret(secret),
                 scopes=scopes,
                 audience=ctx(info).settings.token_audience,
                 allowed_addresses=addresses,
-                created_at=gate.now,
                 expires_at=input.expires_at,
             )
-            await gate.insert(client, ["scopes", "secret_hash"], "create")
-            return client.id
 
         client_id, errors = await run(info, action)
         return PartnerClientPayload(
@@ -121,11 +114,9 @@ class PartnerMutations:
 
         async def action(gate: Gate) -> int:
             number = ids.decode(id, "PartnerClient")[1]
-            client: m.PartnerClient = (await gate.for_write(m.PartnerClient, number, "update")).row
-            client.secret_hash = hash_secret(secret)
-            client.secret_rotated_at = gate.now
-            gate.record_write(Entity.PARTNER_CLIENT, client.id, ["secret_hash"], "rotate")
-            return client.id
+            return await partners.rotate_secret(
+                gate, client_id=number, secret_hash=hash_secret(secret)
+            )
 
         client_id, errors = await run(info, action)
         return PartnerClientPayload(
@@ -140,10 +131,7 @@ class PartnerMutations:
     ) -> PartnerClientPayload:
         async def action(gate: Gate) -> int:
             number = ids.decode(id, "PartnerClient")[1]
-            client: m.PartnerClient = (await gate.for_write(m.PartnerClient, number, "update")).row
-            client.revoked_at = client.revoked_at or gate.now
-            gate.record_write(Entity.PARTNER_CLIENT, client.id, ["revoked_at"], "revoke")
-            return client.id
+            return await partners.revoke_client(gate, client_id=number)
 
         client_id, errors = await run(info, action)
         return PartnerClientPayload(
@@ -171,22 +159,9 @@ class PartnerMutations:
                 raise DomainError(
                     ErrorCode.INVALID, "查询文档无效：" + problems[0].message, ("document",)
                 )
-            if client_pk is not None:
-                await gate.for_write(m.PartnerClient, client_pk, "update")
-            else:
-                gate.authorize(Entity.PARTNER_CLIENT, "update", DIRECTORY)
-            digest = sha256_of(document)
-            gate.add(
-                m.PersistedQuery(
-                    client_id=client_pk,
-                    sha256=digest,
-                    name=name,
-                    document=document,
-                    created_at=gate.now,
-                )
+            return await partners.register_persisted_query(
+                gate, client_id=client_pk, sha256=sha256_of(document), name=name, document=document
             )
-            gate.record_write(Entity.PARTNER_CLIENT, client_pk, ["persisted_query"], "register")
-            return digest
 
         digest, errors = await run(info, action)
         return PersistedQueryPayload(sha256=digest, errors=errors)

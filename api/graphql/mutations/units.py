@@ -8,16 +8,16 @@ import strawberry
 from strawberry import relay
 
 from api.graphql import ids
+from api.graphql import validators as v
 from api.graphql.errors import UserError
-from api.graphql.mutations.base import collect, reload, run
-from api.graphql.mutations.persons import _text
+from api.graphql.mutations.shell import mutate
 from api.graphql.types.enums import Role, UnitKind
 from api.graphql.types.units import StaffType, UnitType
-from authz.entities import Entity
+from api.graphql.validators import collect
+from api.services import directory
 from authz.gate import Gate
 from authz.relations import Relation
-from domain import models as m
-from domain.errors import DomainError, ErrorCode, NotFound
+from domain.errors import DomainError, ErrorCode
 
 USERNAME = re.compile(r"^[a-z][a-z0-9._-]{2,63}$")
 DIRECTORY = frozenset({Relation.DIRECTORY})
@@ -77,49 +77,30 @@ class UnitMutations:
     async def create_unit(self, info: strawberry.Info, input: CreateUnitInput) -> UnitPayload:
         async def action(gate: Gate) -> int:
             name, parent_id, area_id = collect(
-                lambda: _text(input.name, 100, "name", required=True),
+                lambda: v.text(input.name, 100, "name", required=True),
                 lambda: ids.decode(input.parent, "Unit", "parent")[1],
                 lambda: None if input.area is None else ids.decode(input.area, "Unit", "area")[1],
             )
-            gate.authorize(Entity.UNIT, "create", DIRECTORY)
-            parent = await gate.unit(parent_id)
-            if parent is None:
-                raise NotFound(("parent",))
-            if area_id is not None and await gate.unit(area_id) is None:
-                raise NotFound(("area",))
-            unit = m.Unit(name=name, kind=input.kind, parent_id=parent_id, area_unit_id=area_id)
-            gate.add(unit)
-            await gate.flush()
-            unit.place_under(parent)
-            gate.record_write(Entity.UNIT, unit.id, ["name", "kind", "parent_id"], "create")
-            return unit.id
+            return await directory.create_unit(
+                gate, name=name, kind=input.kind, parent_id=parent_id, area_id=area_id
+            )
 
-        unit_id, errors = await run(info, action)
-        return UnitPayload(unit=await reload(info, UnitType, unit_id, "unit"), errors=errors)
+        return await mutate(info, action, UnitPayload, UnitType, "unit")
 
     @strawberry.mutation(description="Create a staff account in a unit (administrators).")
     async def create_staff(self, info: strawberry.Info, input: CreateStaffInput) -> StaffPayload:
         async def action(gate: Gate) -> int:
             username, display, unit_id, roles = collect(
                 lambda: _username(input.username),
-                lambda: _text(input.display_name, 100, "displayName", required=True),
+                lambda: v.text(input.display_name, 100, "displayName", required=True),
                 lambda: ids.decode(input.unit, "Unit", "unit")[1],
                 lambda: _roles(input.roles),
             )
-            gate.authorize(Entity.STAFF, "create", DIRECTORY)
-            if await gate.unit(unit_id) is None:
-                raise NotFound(("unit",))
-            staff = m.Staff(
-                username=username,
-                display_name=display,
-                unit_id=unit_id,
-                role_rows=[m.StaffRole(role=r) for r in sorted(roles)],
+            return await directory.create_staff(
+                gate, username=username, display_name=display, unit_id=unit_id, roles=roles
             )
-            await gate.insert(staff, ["username", "display_name", "unit_id"], "create")
-            return staff.id
 
-        staff_id, errors = await run(info, action)
-        return StaffPayload(staff=await reload(info, StaffType, staff_id, "staff"), errors=errors)
+        return await mutate(info, action, StaffPayload, StaffType, "staff")
 
     @strawberry.mutation(description="Disable or re-enable a staff account (administrators).")
     async def set_staff_active(
@@ -127,12 +108,6 @@ class UnitMutations:
     ) -> StaffPayload:
         async def action(gate: Gate) -> int:
             number = ids.decode(id, "Staff")[1]
-            staff: m.Staff = (await gate.for_write(m.Staff, number, "update")).row
-            if staff.id == gate.subject.staff_id and not active:
-                raise DomainError(ErrorCode.INVALID, "不能停用自己的账号", ("id",))
-            staff.active = active
-            gate.record_write(Entity.STAFF, staff.id, ["active"], "set_active")
-            return staff.id
+            return await directory.set_staff_active(gate, staff_id=number, active=active)
 
-        staff_id, errors = await run(info, action)
-        return StaffPayload(staff=await reload(info, StaffType, staff_id, "staff"), errors=errors)
+        return await mutate(info, action, StaffPayload, StaffType, "staff")

@@ -9,6 +9,7 @@ from strawberry import relay
 from api.graphql.types.base import REDACTED_DOC, Gated, ctx, load_one
 from api.graphql.types.enums import Instrument
 from api.graphql.types.units import UnitType
+from api.services import screening
 from authz.gate import Visible
 from domain import models as m
 from domain.screening import Cell, GradeRow
@@ -92,7 +93,7 @@ class ScreeningCampaignType(relay.Node, Gated):
         assert self._visible is not None
         context = ctx(info)
         threshold = context.settings.small_cell_threshold
-        rows, total = await context.gate.screening_aggregates(self._visible, threshold)
+        rows, total = await screening.aggregates(context.gate, self._visible, threshold)
         return ScreeningAggregates(
             grades=[GradeAggregate.of(r, threshold) for r in rows],
             total=GradeAggregate.of(total, threshold),

@@ -1,8 +1,11 @@
-"""How a mutation runs: authorize through the gate, change the domain, commit once.
+"""The mutation shell: how every mutation runs, written once.
 
-Each mutation is one transaction. Domain and authorization errors come back in the payload as
-``UserError``s and the database is left exactly as it was; the access log (reads so far, the
-denial, or the write) is committed with the change or, on failure, at the end of the request.
+decode and validate (inside the action, so every problem becomes a typed error) → the use case
+in ``api.services`` → flush, or roll back on failure → commit with the access log → reload the
+changed record as the viewer may now see it → the mutation's own payload type. Domain and
+authorization errors come back in the payload as ``UserError``s and the database is left exactly
+as it was; the access log (reads so far, the denial, or the write) is committed with the change
+or, on failure, at the end of the request.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from authz.gate import Gate, Visible
 from domain.errors import DomainError, ErrorCode, ValidationErrors
 
 T = TypeVar("T")
+P = TypeVar("P")
 
 
 async def run(
     info: strawberry.Info, action: Callable[[Gate], Awaitable[T]]
 ) -> tuple[T | None, list[UserError]]:
+    """One transaction: the action's result and no errors, or None and the errors."""
     context = ctx(info)
     gate = context.gate
     mark = len(context.access_log.pending)
@@ -47,27 +52,32 @@ async def run(
     return result, []
 
 
+async def mutate(
+    info: strawberry.Info,
+    action: Callable[[Gate], Awaitable[int]],
+    payload: Callable[..., P],
+    node: Any,
+    field: str,
+    **extra: Any,
+) -> P:
+    """Run ``action`` and answer ``payload(<field>=<the record as now visible>, errors=...)``."""
+    record_id, errors = await run(info, action)
+    graph_name = _camel(field)
+    record = await reload(info, node, record_id, graph_name)
+    return payload(**{field: record, "errors": errors, **extra})
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
 def _user_errors(failure: Exception) -> list[UserError]:
     if isinstance(failure, DomainError):
         return [UserError.of(failure)]
     if isinstance(failure, ValidationErrors):
         return [UserError.of(e) for e in failure.errors]
     return [UserError(code=ErrorCode.CONFLICT, message="与现有记录冲突", field=None)]
-
-
-def collect(*checks: Callable[[], Any]) -> list[Any]:
-    """Run every validation, gathering all errors so a form can show them at once."""
-    values: list[Any] = []
-    errors: list[DomainError] = []
-    for check in checks:
-        try:
-            values.append(check())
-        except DomainError as error:
-            errors.append(error)
-            values.append(None)
-    if errors:
-        raise ValidationErrors(errors)
-    return values
 
 
 async def reload(info: strawberry.Info, type_cls: Any, record_id: int | None, field: str) -> Any:
