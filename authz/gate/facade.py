@@ -28,6 +28,7 @@ from authz.actions import Action, policy_action
 from authz.entities import Entity, entity_of
 from authz.gate.db import Db
 from authz.gate.decisions import Decisions
+from authz.gate.lookups import Lookups
 from authz.gate.plans import Plans
 from authz.gate.reading import Reader
 from authz.gate.reveal import reveal
@@ -85,6 +86,9 @@ class Gate:
         self._sealer = sealer(self._db, keys, self.stats, probe)
         self._reader = Reader(
             self._db, self.decisions, self._plans, self._sealer, sink, self.stats, probe
+        )
+        self._lookups = Lookups(
+            self._db, self.decisions, self._plans, self._sealer, self._reader, sink
         )
 
     def staff(self) -> StaffMember:
@@ -372,18 +376,7 @@ class Gate:
     # -- beyond the subject's relations, under a permit ---------------------------------------
 
     async def locate(self, permit: Permit, model: type[Base], record_id: int, field: str) -> Any:
-        """The record a permit names, found under the permit's own relation (break glass in
-        one's jurisdiction; erasure from the directory) — not under a read grant. A miss is
-        logged and raised as NotFound, the same for missing and out of reach."""
-        pk = inspect(model).primary_key[0]
-        where = self._plans.relation_predicate(model, permit.relation)
-        found = (
-            await self._db.execute(self._plans.scope(select(model).where(pk == record_id, where)))
-        ).scalar_one_or_none()
-        if found is None:
-            self._reader.log_miss(entity_of(model), record_id, reason=permit.action.value)
-            raise NotFound((field,))
-        return found
+        return await self._lookups.locate(permit, model, record_id, field)
 
     async def search(
         self,
@@ -397,71 +390,24 @@ class Gate:
         limit: int,
         relations: Sequence[str] | None = None,
     ) -> list[Found]:
-        """Exact search, which is not browsing: it may confirm that a record exists outside the
-        subject's relations. Needs a ``search`` permit; opens only ``opens`` (for the caller to
-        derive the ``shown`` values from) and logs each hit as a search of ``shown``."""
-        if permit.action is not Action.SEARCH:
-            raise TypeError("search needs a search permit")
-        pk = inspect(model).primary_key[0]
-        stmt = select(model).where(match).order_by(pk).limit(limit)
-        rows = list((await self._db.execute(self._plans.scope(stmt))).scalars().all())
-        if opens:
-            await self._sealer.load_keys(rows)
-        visible: dict[int, Visible[Any]] = {}
-        if relations is None:  # which of the hits the subject may also browse
-            visible = await self.by_ids(model, [_id(r) for r in rows], log_misses=False)
-        out = []
-        for r in rows:
-            record_id = _id(r)
-            held = tuple(sorted(visible[record_id].relations)) if record_id in visible else ()
-            self._sink.record(
-                Disclosure(
-                    AccessKind.SEARCH,
-                    entity_of(model).value,
-                    record_id,
-                    fields=tuple(sorted(shown)),
-                    field_classes=(FieldClass.BASIC.value,),
-                    relations=held if relations is None else tuple(relations),
-                    reason=reason,
-                    person_id=record_id,
-                )
-            )
-            opened = {a: self._sealer.open(r, a) for a in opens}
-            out.append(Found(record_id, r, visible.get(record_id), opened))
-        return out
+        return await self._lookups.search(
+            permit,
+            model,
+            match,
+            opens=opens,
+            shown=shown,
+            reason=reason,
+            limit=limit,
+            relations=relations,
+        )
 
     async def aggregate(
         self, parent: Visible[Any], field_class: FieldClass, stmt: Select[Any]
     ) -> list[Any]:
-        """Counts over rows the subject could never see, for a parent whose ``field_class``
-        it may read (a campaign's statistics): logged as a read of the parent. The caller must
-        suppress small cells before anything leaves (``domain.screening``)."""
-        if not self.knows(parent, field_class):
-            raise Forbidden()
-        rows = list((await self._db.execute(self._plans.scope(stmt))).all())
-        self._sink.record(
-            Disclosure(
-                AccessKind.READ,
-                parent.entity.value,
-                _id(parent.row),
-                fields=("aggregates",),
-                field_classes=(field_class.value,),
-                relations=tuple(sorted(parent.relations)),
-                reason="aggregate",
-            )
-        )
-        return rows
+        return await self._lookups.aggregate(parent, field_class, stmt)
 
     async def conditions_of(self, model: type[Base], record_id: int) -> frozenset[str]:
-        """Every row condition that holds for one record, whoever is asking."""
-        planned = self._plans.holding(model, record_id)
-        if planned is None:
-            return frozenset()
-        stmt, names = planned
-        row = (await self._db.execute(stmt)).first()
-        if row is None:
-            return frozenset()
-        return frozenset(c for c, held in zip(names, row, strict=True) if held)
+        return await self._lookups.conditions_of(model, record_id)
 
     async def erase(self, permit: Permit, kind: str, owner_id: int) -> None:
         """Crypto-shred an owner's sealed fields (``Sealer.shred``), under an erase permit."""
