@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qs, unquote
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.authentication import AuthenticationMiddleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLRequestData
@@ -30,21 +20,21 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.types import ExecutionResult
 
-from api.auth import TOKEN_PATH, SubjectUser, TokenBackend, load_subject, on_auth_error
+from api.auth import TOKEN_PATH, SubjectUser, TokenBackend, load_subject
 from api.context import PURPOSE_HEADER, RequestContext, build_context, new_request_id
 from api.graphql.extensions import error_ids
 from api.graphql.guard import check_client_operation, check_rate, resolve_document
 from api.graphql.schema import build_schema
-from api.identity import IdentityError, exchange_client_credentials
-from api.jobs import run_forever
-from api.keyring import KeyProblem
+from api.http.health import Readiness, healthz
+from api.http.middleware import middleware
+from api.http.oauth import TokenEndpoint
 from api.keyring import load as load_keys
-from api.keyring import verify as verify_keys
-from api.live import SHUTDOWN_WAIT, AlertFeed, LiveConnection
+from api.lifespan import Lifespan
+from api.live import AlertFeed, LiveConnection
 from api.ratelimit import RateLimiter, RedisRateLimiter
 from api.settings import Settings
-from api.telemetry import Telemetry, TraceMiddleware
-from api.tokens import ExternalIssuer, InvalidToken, TokenService
+from api.telemetry import Telemetry
+from api.tokens import InvalidToken, TokenService
 from audit.keys import (
     AUDIT_HMAC_KEY,
     AUDIT_SIGNING_KEY,
@@ -277,72 +267,6 @@ class PersistedRegistry:
         return docs
 
 
-class _TooLarge(Exception):
-    pass
-
-
-class BodyLimit:
-    """Refuse request bodies over the configured size, by their declared length or, for a body
-    sent without one (chunked), by counting bytes as they arrive."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        length = dict(scope.get("headers", [])).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await self._refuse(scope, receive, send)
-            return
-        seen = 0
-
-        async def counted() -> Any:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge()
-            return message
-
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await self._refuse(scope, receive, send)
-
-    @staticmethod
-    async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
-        extensions = {"code": "PAYLOAD_TOO_LARGE"}
-        trace_id = scope.get("state", {}).get("trace_id")
-        if trace_id:
-            extensions["traceId"] = trace_id
-        body = {"errors": [{"message": "请求过大 (request too large)", "extensions": extensions}]}
-        await JSONResponse(body, status_code=413)(scope, receive, send)
-
-
-class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def send_with_headers(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers += [
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"no-referrer"),
-                    (b"cache-control", b"no-store"),
-                    (b"x-frame-options", b"DENY"),
-                ]
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
 def create_app(
     settings: Settings | None = None,
     *,
@@ -363,144 +287,24 @@ def create_app(
     telemetry.instrument(engine)
     sessions = session_factory(engine)
     policy = policy or Policy()
-    tokens = TokenService.from_key_dir(
-        settings.key_dir,
-        issuer=settings.token_issuer,
-        audience=settings.token_audience,
-        ttl_seconds=settings.token_ttl_seconds,
-    )
-    if settings.oidc_issuer and settings.oidc_jwks_file:
-        tokens.external = ExternalIssuer.from_file(
-            settings.oidc_issuer,
-            settings.oidc_audience or settings.token_audience,
-            settings.oidc_jwks_file,
-        )
+    tokens = TokenService.from_settings(settings)
     graphql = XinqiaoGraphQL(
         policy=policy, settings=settings, sessions=sessions, engine=engine, tokens=tokens, keys=keys
     )
     graphql.telemetry = telemetry
     graphql.unprotected = unprotected
-
-    async def healthz(_request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
-    async def readyz(_request: Request) -> Response:
-        try:
-            async with engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception:
-            log.exception("readiness check failed")
-            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
-        if not app.state.keys_verified:
-            # The start-up key check runs in the ASGI lifespan: without it, not ready.
-            return JSONResponse({"status": "unavailable", "keys": "unchecked"}, status_code=503)
-        return JSONResponse({"status": "ok", "database": "up", "keys": "checked"})
-
-    async def token_endpoint(request: Request) -> Response:
-        """OAuth 2.0 token endpoint, client-credentials grant only (RFC 6749 §4.4). Client
-        authentication by HTTP Basic or form fields; errors in the RFC's shape."""
-        body = (await request.body()).decode(errors="replace")
-        form = {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
-        client_id, secret = form.get("client_id"), form.get("client_secret")
-        auth = request.headers.get("authorization", "")
-        if auth.lower().startswith("basic "):
-            try:
-                raw = base64.b64decode(auth[6:]).decode()
-                client_id, _, secret = (unquote(p) for p in raw.partition(":"))
-            except (ValueError, UnicodeDecodeError):
-                client_id = secret = None
-        address = request.client.host if request.client else "-"
-        if not await graphql.request_limiter.allow(f"token:{address}"):
-            return JSONResponse({"error": "slow_down"}, status_code=429)
-        if form.get("grant_type") != "client_credentials":
-            return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
-        if not client_id or not secret:
-            return JSONResponse({"error": "invalid_request"}, status_code=400)
-        try:
-            token, ttl, scopes = await exchange_client_credentials(
-                engine, tokens, client_id, secret, request.client.host if request.client else None
-            )
-        except IdentityError:
-            return JSONResponse(
-                {"error": "invalid_client"},
-                status_code=401,
-                headers={"WWW-Authenticate": 'Basic realm="xinqiao"'},
-            )
-        return JSONResponse(
-            {
-                "access_token": token,
-                "token_type": "Bearer",
-                "expires_in": ttl,
-                "scope": " ".join(scopes),
-            }
-        )
-
-    @asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        try:
-            await verify_keys(engine, keys)  # refuses the wrong key before serving anything
-        except KeyProblem as problem:
-            log.error("refusing to start: %s", problem)
-            raise RuntimeError(str(problem)) from None
-        _app.state.keys_verified = True
-        scheduler = None
-        stop = asyncio.Event()
-        if settings.scheduler_seconds > 0:
-            scheduler = asyncio.create_task(
-                run_forever(
-                    engine,
-                    settings.scheduler_seconds,
-                    settings.audit_hash,
-                    settings.ack_deadlines,
-                    on_escalated=telemetry.escalations.add,
-                    stop=stop,
-                )
-            )
-        yield
-        try:
-            stop.set()  # both background loops end between queries, then the engine goes
-            if scheduler is not None:
-                _, pending = await asyncio.wait({scheduler}, timeout=SHUTDOWN_WAIT)
-                if pending:  # stuck in a tick: cancel, and give its teardown a bounded wait
-                    scheduler.cancel()
-                    await asyncio.wait(pending, timeout=SHUTDOWN_WAIT)
-            await graphql.feed.aclose()
-        finally:
-            await engine.dispose()
-            telemetry.shutdown()
-
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
-            Route("/readyz", readyz),
+            Route("/readyz", Readiness(engine).readyz),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
-            Route(TOKEN_PATH, token_endpoint, methods=["POST"]),
+            Route(TOKEN_PATH, TokenEndpoint(engine, tokens, graphql).exchange, methods=["POST"]),
         ],
-        middleware=[
-            Middleware(TraceMiddleware, telemetry=telemetry),
-            Middleware(
-                CORSMiddleware,
-                allow_origins=list(settings.cors_origins),
-                allow_methods=["GET", "POST"],
-                allow_headers=[
-                    "Authorization",
-                    "Content-Type",
-                    PURPOSE_HEADER,
-                    "X-Request-ID",
-                    "traceparent",
-                ],
-                max_age=600,
-            ),
-            Middleware(SecurityHeaders),
-            Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
-            Middleware(
-                AuthenticationMiddleware,
-                backend=TokenBackend(tokens, engine, telemetry),
-                on_error=on_auth_error,
-            ),
-        ],
-        lifespan=lifespan,
+        middleware=middleware(settings, telemetry, TokenBackend(tokens, engine, telemetry)),
+        lifespan=Lifespan(
+            engine=engine, keys=keys, settings=settings, telemetry=telemetry, feed=graphql.feed
+        ),
     )
     app.state.engine = engine
     app.state.keys = keys
