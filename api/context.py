@@ -16,13 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.exceptions import StrawberryGraphQLError
 
 from api.graphql.loaders import Loaders
+from api.protection import Protection
 from api.ratelimit import RateLimiter
 from api.settings import Settings
 from api.telemetry import Telemetry
 from audit.log import RequestAccessLog
 from authz.gate import Gate
-from authz.gate.sealer import Sealer
-from authz.policy import Policy
 from authz.probe import NO_PROBE, Probe
 from authz.purpose import PurposeNotAllowed, resolve_purpose
 from authz.subject import Subject
@@ -65,8 +64,6 @@ class RequestContext:
     """For sign-in, which runs before there is a subject (api.identity)."""
     tokens: Any = None
     telemetry: Telemetry = field(default_factory=Telemetry)
-    unprotected: bool = False
-    """The benchmark's floor for the privacy layers: no access events are written."""
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self._gate)
@@ -83,8 +80,6 @@ class RequestContext:
     async def finish(self) -> None:
         """Write the access log and commit. Raises if the log cannot be written (fail closed)."""
         t = self.telemetry
-        if self.unprotected:
-            self.access_log.pending.clear()
         role = ",".join(sorted(self.subject.roles)) or "anonymous"
         for d in self.access_log.pending:
             if d.kind is AccessKind.DENIED:
@@ -111,7 +106,6 @@ def new_request_id(header: str | None) -> str:
 def build_context(
     *,
     sessions: async_sessionmaker[AsyncSession],
-    policy: Policy,
     settings: Settings,
     subject: Subject,
     request_id: str,
@@ -122,8 +116,7 @@ def build_context(
     hash_value: Callable[[object], str] | None = None,
     keys: KeyRing | None = None,
     probe: Probe = NO_PROBE,
-    unprotected: bool = False,
-    sealer: type[Sealer] = Sealer,
+    protection: Protection,
 ) -> RequestContext:
     session = sessions()
     refused = False
@@ -131,7 +124,7 @@ def build_context(
         resolved = resolve_purpose(subject.roles, purpose)
     except PurposeNotAllowed:
         resolved, refused = resolve_purpose(subject.roles, None), True
-    access_log = RequestAccessLog(
+    access_log = protection.access_log(
         request_id=request_id,
         actor=subject.actor,
         client_address=client_address,
@@ -144,11 +137,11 @@ def build_context(
     gate = Gate(
         session=session,
         subject=subject,
-        policy=policy,
+        policy=protection.policy,
         sink=access_log,
         keys=keys,
         probe=probe,
-        sealer=sealer,
+        sealer=protection.sealer,
     )
     return RequestContext(
         subject=subject,
@@ -158,7 +151,6 @@ def build_context(
         _gate=gate,
         _session=session,
         purpose_refused=refused,
-        unprotected=unprotected,
     )
 
 

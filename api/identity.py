@@ -7,9 +7,12 @@
   Signing out revokes the family and the current access token.
 * Partner agencies' clients exchange a secret (argon2id, shown once, rotatable) for a 10-minute
   token by the OAuth client-credentials grant. What a client may see and do lives in its row
-  (scopes) and in the referral and consent tables, never in the token.
+  (scopes) and in the referral and consent tables, never in the token. The documents a client
+  may run (persisted queries, and the staff allow-list) are read here too, for the guard's cache
+  (``api.graphql.persisted``).
 
-Runs in system sessions (reason "authentication"): no subject exists yet.
+Runs in system sessions: reason "authentication" (no subject exists yet), and "persisted query
+registry" for the documents (the guard's own read, before an operation runs).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from domain.identity import (
     LOCKOUT_THRESHOLD,
     LoginAttempt,
     PartnerClient,
+    PersistedQuery,
     RefreshToken,
     RevokedAccessToken,
 )
@@ -284,6 +288,20 @@ async def exchange_client_credentials(
             raise IdentityError("invalid_client", "client authentication failed")
         token = tokens.issue_client(client_id=client.client_id, ttl_seconds=PARTNER_TTL)
         return token, PARTNER_TTL, client.scopes
+
+
+async def registered_documents(engine: AsyncEngine, client_pk: int | None) -> dict[str, str]:
+    """SHA-256 to document, registered for one partner client (``None``: the staff allow-list)."""
+    async with system_session(engine, reason="persisted query registry") as s:
+        owner = (
+            PersistedQuery.client_id.is_(None)
+            if client_pk is None
+            else PersistedQuery.client_id == client_pk
+        )
+        rows = (
+            await s.execute(select(PersistedQuery.sha256, PersistedQuery.document).where(owner))
+        ).all()
+    return {sha: doc for sha, doc in rows}
 
 
 def address_allowed(allowed: list[str] | None, address: str | None) -> bool:

@@ -9,6 +9,15 @@ from __future__ import annotations
 import time
 from collections import defaultdict, deque
 from collections.abc import Hashable
+from typing import Protocol
+
+
+class Limiter(Protocol):
+    """What the guard and the token endpoint need of a limiter, in memory or in Redis."""
+
+    async def allow(self, key: Hashable) -> bool:
+        """Count one use of ``key``'s budget; False when it is spent."""
+        ...
 
 
 class RateLimiter:

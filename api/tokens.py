@@ -15,6 +15,7 @@ from pathlib import Path
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from api.settings import Settings
 from audit.keys import load_or_create_ed25519
 
 KEY_FILE = "token-signing-ed25519.pem"
@@ -83,6 +84,24 @@ class TokenService:
             audience=audience,
             ttl_seconds=ttl_seconds,
         )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenService:
+        """The server's tokens: issued and verified with the key folder's signing key, and the
+        configured identity provider's tokens accepted for staff too."""
+        tokens = cls.from_key_dir(
+            settings.key_dir,
+            issuer=settings.token_issuer,
+            audience=settings.token_audience,
+            ttl_seconds=settings.token_ttl_seconds,
+        )
+        if settings.oidc_issuer and settings.oidc_jwks_file:
+            tokens.external = ExternalIssuer.from_file(
+                settings.oidc_issuer,
+                settings.oidc_audience or settings.token_audience,
+                settings.oidc_jwks_file,
+            )
+        return tokens
 
     def issue(
         self,

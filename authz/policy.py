@@ -138,7 +138,8 @@ class AllowAllPolicy(Policy):
     (loading, revealing, the access log) unchanged.
 
     The baseline for measuring what the privacy layer costs (benchmarks) and for testing data
-    loading independently of the policy. ``api.app.create_app`` refuses it in production mode.
+    loading independently of the policy. ``api.protection.Protection.check`` refuses it in
+    production mode.
     """
 
     unrestricted = True

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any
 
-from graphql import GraphQLError, OperationDefinitionNode, parse, validate
+from graphql import GraphQLError, GraphQLSchema, OperationDefinitionNode, parse, validate
 from graphql.language import (
     FieldNode,
     FragmentDefinitionNode,
@@ -26,6 +25,8 @@ from graphql.language import (
 )
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.http import GraphQLRequestData
+
+from api.ratelimit import Limiter
 
 CLIENT_MUTATIONS = {
     "recordIntervention": "op:record_intervention",
@@ -70,7 +71,7 @@ def resolve_document(
 
 
 def check_client_operation(
-    schema: Any, document: str, operations: frozenset[str]
+    schema: GraphQLSchema, document: str, operations: frozenset[str]
 ) -> GraphQLError | None:
     try:
         tree = parse(document)
@@ -113,7 +114,7 @@ def _root_fields(
     return names
 
 
-async def check_rate(limiter: Any, key: str | None) -> GraphQLError | None:
+async def check_rate(limiter: Limiter | None, key: str | None) -> GraphQLError | None:
     if limiter is None or key is None or await limiter.allow(key):
         return None
     return refusal("RATE_LIMITED", "请求过于频繁，请稍后再试 (rate limit exceeded)")

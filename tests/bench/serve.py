@@ -3,7 +3,7 @@
 The suite (``tests.bench.suite``) starts one of these per mode, so the two modes are priced as
 real deployments (one uvicorn worker over loopback TCP, the ASGI lifespan's key check run)
 rather than in process. Configuration comes from the environment like ``xinqiao serve``; only
-the mode differs: ``unprotected`` is ``create_app``'s comparison mode (allow-all policy, no
+the mode differs: ``unprotected`` injects the comparison parts of ``tests.bench.stand_in`` (allow-all policy, no
 access log, sealed fields served as same-length stand-ins, nothing decrypted).
 """
 
@@ -15,7 +15,7 @@ import uvicorn
 
 from api.app import create_app
 from api.settings import Settings
-from tests.bench.stand_in import StandInSealer
+from tests.bench.stand_in import unprotected
 
 
 def main() -> None:
@@ -23,9 +23,8 @@ def main() -> None:
     parser.add_argument("--mode", choices=("full", "unprotected"), required=True)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    app = create_app(Settings.from_env(), unprotected=args.mode == "unprotected")
-    if args.mode == "unprotected":
-        app.state.graphql.sealer = StandInSealer
+    protection = unprotected() if args.mode == "unprotected" else None
+    app = create_app(Settings.from_env(), protection=protection)
     uvicorn.run(
         app,
         host="127.0.0.1",

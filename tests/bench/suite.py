@@ -1089,7 +1089,7 @@ def render(report: dict[str, Any]) -> str:
         f"- Latency: {s['warmup']} warm-up then {s['runs']} sequential requests per operation "
         f"and mode on one kept-alive httpx connection (p50 / p95 in ms).",
         "- *full*: real policy, gate, decryption and access log. *unprotected*: "
-        "`create_app(unprotected=True)`: allow-all policy, no access log, sealed fields served "
+        "`create_app(protection=tests.bench.stand_in.unprotected())`: allow-all policy, no access log, sealed fields served "
         "as same-length stand-ins. *raw*: in process, one hand-written SQL statement for the "
         "same rows (by the ids the full mode returned), `load_data_keys` + AEAD for the same "
         "sealed fields, `json.dumps`; *raw w/o decrypt* skips keys and AEAD.",

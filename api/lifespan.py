@@ -1,0 +1,85 @@
+"""What the server does when it starts and when it stops (the ASGI lifespan).
+
+Start: refuse to serve with the wrong key-encryption key (checked against the database before
+any request), record that the check passed (``app.state.keys_verified``, which ``/readyz``
+reads), and start the in-server scheduler (escalating overdue alerts, ``api.jobs``) if configured.
+Stop, within bounds: ask the scheduler to end between ticks, cancel it if it is still busy after
+``SHUTDOWN_WAIT`` and give its teardown as long again, close the live-alert feed, and always
+dispose of the engine and flush telemetry, whatever failed before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+
+from api.jobs import run_forever
+from api.keyring import KeyProblem
+from api.keyring import verify as verify_keys
+from api.live import SHUTDOWN_WAIT, AlertFeed
+from api.settings import Settings
+from api.telemetry import Telemetry
+from domain.keys import KeyRing
+
+log = logging.getLogger("xinqiao.api")
+
+
+class Lifespan:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        keys: KeyRing,
+        settings: Settings,
+        telemetry: Telemetry,
+        feed: AlertFeed,
+    ) -> None:
+        self.engine = engine
+        self.keys = keys
+        self.settings = settings
+        self.telemetry = telemetry
+        self.feed = feed
+
+    @asynccontextmanager
+    async def __call__(self, app: Starlette) -> AsyncIterator[None]:
+        try:
+            await verify_keys(self.engine, self.keys)  # refuses the wrong key before serving
+        except KeyProblem as problem:
+            log.error("refusing to start: %s", problem)
+            raise RuntimeError(str(problem)) from None
+        app.state.keys_verified = True
+        stop = asyncio.Event()
+        scheduler = self._start_scheduler(stop)
+        yield
+        try:
+            stop.set()  # both background loops end between queries, then the engine goes
+            if scheduler is not None:
+                _, pending = await asyncio.wait({scheduler}, timeout=SHUTDOWN_WAIT)
+                if pending:  # stuck in a tick: cancel, and give its teardown a bounded wait
+                    scheduler.cancel()
+                    await asyncio.wait(pending, timeout=SHUTDOWN_WAIT)
+            await self.feed.aclose()
+        finally:
+            await self.engine.dispose()
+            self.telemetry.shutdown()
+
+    def _start_scheduler(self, stop: asyncio.Event) -> asyncio.Task[None] | None:
+        """The escalation loop, reporting each tick's count to the escalation counter; none
+        when ``scheduler_seconds`` is not positive (tests, and servers left to cron)."""
+        if self.settings.scheduler_seconds > 0:
+            return asyncio.create_task(
+                run_forever(
+                    self.engine,
+                    self.settings.scheduler_seconds,
+                    self.settings.audit_hash,
+                    self.settings.ack_deadlines,
+                    on_escalated=self.telemetry.escalations.add,
+                    stop=stop,
+                )
+            )
+        return None
