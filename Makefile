@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export XINQIAO_DATABASE_URL ?= sqlite+aiosqlite:///var/xinqiao.db
 DEMO_PERSONS ?= 2000
 
-.PHONY: run test install lint schema demo clean bench
+.PHONY: run test install lint typecheck schema demo clean bench
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check api authz audit domain migrations tests
 	$(BIN)/lint-imports
+
+# Paths and strictness: [tool.mypy] in pyproject.toml.
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 schema: $(STAMP)
 	$(BIN)/xinqiao schema export
