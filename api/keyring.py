@@ -353,7 +353,7 @@ async def _pending(session: AsyncSession) -> int:
 
 def _check_coverage() -> None:
     """Refuse to start unless every table with an encrypted column is one the pass re-seals."""
-    sealed = {m.__tablename__ for m in sealed_models(Base)}  # type: ignore[attr-defined]
+    sealed = {m.__tablename__ for m in sealed_models(Base)}
     in_schema = {
         t.name
         for t in Base.metadata.tables.values()
@@ -405,11 +405,11 @@ async def _rekey_one(engine: AsyncEngine, ring: KeyRing, owner: str) -> bool:
             owned = model.owned_by(kind, int(ident))
             if owned is None:
                 continue
-            table: str = model.__tablename__  # type: ignore[attr-defined]
+            table: str = model.__tablename__
             columns = encrypted_columns(model)
             rows = (
                 await s.execute(
-                    select(model.id, *(getattr(model, c) for c in columns)).where(owned)  # type: ignore[attr-defined]
+                    select(model.id, *(getattr(model, c) for c in columns)).where(owned)
                 )
             ).all()
             for row in rows:
@@ -429,7 +429,7 @@ async def _rekey_one(engine: AsyncEngine, ring: KeyRing, owner: str) -> bool:
                 if resealed:
                     await s.execute(
                         update(model)
-                        .where(model.id == row[0])  # type: ignore[attr-defined]
+                        .where(model.id == row[0])
                         .values(resealed)
                         .execution_options(synchronize_session=False)
                     )
