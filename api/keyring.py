@@ -22,9 +22,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -242,7 +242,7 @@ async def rotate(
                 touched.add(row.kek_version)
             # One executemany per batch (a statement per key was ~5 ms of round trips each);
             # the version guard keeps two concurrent runs from re-wrapping a key twice.
-            table = k.__table__
+            table = cast(Table, k.__table__)  # declared as a table: typed FromClause, is a Table
             await s.execute(
                 update(table)
                 .where(table.c.id == bindparam("b_id"), table.c.kek_version == bindparam("b_old"))
