@@ -45,7 +45,7 @@ schema: $(STAMP)
 	$(BIN)/xinqiao schema export
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .hypothesis
+	rm -rf $(VENV) var .pytest_cache .hypothesis .mypy_cache
 
 # The suite (tests/bench/suite.py) writes var/bench/suite.json and docs/performance.md. On a
 # quiet 2-core VM each backend x scale takes about 4-5 min to measure; demo generation adds about
