@@ -39,8 +39,9 @@ def camel(name: str) -> str:
 
 
 def ctx(info: Info) -> RequestContext:
-    """The request's context (``api.context.build_context``; the app passes it to every
-    execution)."""
+    """The request's context (``api.context.build_context``). In a subscription it is the
+    socket's ``api.live.LiveConnection``, which answers ``gate``, ``loaders``, ``access_log``
+    and ``settings`` from the delivery in progress: what object types use of it."""
     context: RequestContext = info.context
     return context
 
