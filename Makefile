@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export XINQIAO_DATABASE_URL ?= sqlite+aiosqlite:///var/xinqiao.db
 DEMO_PERSONS ?= 2000
 
-.PHONY: run test install lint schema demo clean bench
+.PHONY: run test install lint typecheck schema demo clean bench
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -37,11 +37,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check api authz audit domain migrations tests
 	$(BIN)/lint-imports
 
+# Paths and strictness: [tool.mypy] in pyproject.toml.
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
 schema: $(STAMP)
 	$(BIN)/xinqiao schema export
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .hypothesis
+	rm -rf $(VENV) var .pytest_cache .hypothesis .mypy_cache
 
 # The suite (tests/bench/suite.py) writes var/bench/suite.json and docs/performance.md. On a
 # quiet 2-core VM each backend x scale takes about 4-5 min to measure; demo generation adds about

@@ -10,9 +10,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
+from starlette.websockets import WebSocket
 from strawberry.exceptions import StrawberryGraphQLError
 
 from api.graphql.loaders import Loaders
@@ -20,6 +22,7 @@ from api.protection import Protection
 from api.ratelimit import RateLimiter
 from api.settings import Settings
 from api.telemetry import Telemetry
+from api.tokens import TokenService
 from audit.log import RequestAccessLog
 from authz.gate import Gate
 from authz.probe import NO_PROBE, Probe
@@ -56,13 +59,14 @@ class RequestContext:
     _gate: Gate
     _session: AsyncSession
     loaders: Loaders = field(init=False)
-    request: Any = None
-    response: Any = None
+    request: HTTPConnection | None = None
+    """The HTTP request, or the WebSocket of a subscription's delivery (set by the app)."""
+    response: Response | WebSocket | None = None
     purpose_refused: bool = False
     lookup_limiter: RateLimiter | None = None
-    engine: Any = None
-    """For sign-in, which runs before there is a subject (api.identity)."""
-    tokens: Any = None
+    engine: AsyncEngine | None = None
+    """For sign-in, which runs before there is a subject (api.identity); set by the app."""
+    tokens: TokenService | None = None
     telemetry: Telemetry = field(default_factory=Telemetry)
 
     def __post_init__(self) -> None:

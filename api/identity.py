@@ -40,7 +40,7 @@ from domain.identity import (
     RefreshToken,
     RevokedAccessToken,
 )
-from domain.session import system_session
+from domain.session import rows_matched, system_session
 from domain.staff import Staff
 
 REFRESH_TTL = timedelta(hours=12)
@@ -182,7 +182,7 @@ async def refresh_session(engine: AsyncEngine, tokens: TokenService, refresh: st
             )
             .values(used_at=now)
         )
-        if claimed.rowcount != 1:  # a parallel refresh used it first: treat as a replay
+        if rows_matched(claimed) != 1:  # a parallel refresh used it first: treat as a replay
             await s.rollback()
             await _revoke_family(s, row.family, now)
             await s.commit()

@@ -24,7 +24,7 @@ from domain.alerts import ACK_DEADLINES, Alert, AlertStatus
 from domain.base import utcnow
 from domain.cases import RiskLevel
 from domain.disclosure import AccessKind, Actor, Disclosure
-from domain.session import system_session
+from domain.session import rows_matched, system_session
 from domain.units import Unit
 
 log = logging.getLogger("xinqiao.jobs")
@@ -84,7 +84,7 @@ async def escalate_overdue(
                     routed_at=now,
                 )
             )
-            if done.rowcount:
+            if rows_matched(done):
                 escalated += 1
                 audit.record(
                     Disclosure(

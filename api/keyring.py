@@ -22,9 +22,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -242,7 +242,7 @@ async def rotate(
                 touched.add(row.kek_version)
             # One executemany per batch (a statement per key was ~5 ms of round trips each);
             # the version guard keeps two concurrent runs from re-wrapping a key twice.
-            table = k.__table__
+            table = cast(Table, k.__table__)  # declared as a table: typed FromClause, is a Table
             await s.execute(
                 update(table)
                 .where(table.c.id == bindparam("b_id"), table.c.kek_version == bindparam("b_old"))
@@ -353,7 +353,7 @@ async def _pending(session: AsyncSession) -> int:
 
 def _check_coverage() -> None:
     """Refuse to start unless every table with an encrypted column is one the pass re-seals."""
-    sealed = {m.__tablename__ for m in sealed_models(Base)}  # type: ignore[attr-defined]
+    sealed = {m.__tablename__ for m in sealed_models(Base)}
     in_schema = {
         t.name
         for t in Base.metadata.tables.values()
@@ -405,11 +405,11 @@ async def _rekey_one(engine: AsyncEngine, ring: KeyRing, owner: str) -> bool:
             owned = model.owned_by(kind, int(ident))
             if owned is None:
                 continue
-            table: str = model.__tablename__  # type: ignore[attr-defined]
+            table: str = model.__tablename__
             columns = encrypted_columns(model)
             rows = (
                 await s.execute(
-                    select(model.id, *(getattr(model, c) for c in columns)).where(owned)  # type: ignore[attr-defined]
+                    select(model.id, *(getattr(model, c) for c in columns)).where(owned)
                 )
             ).all()
             for row in rows:
@@ -429,7 +429,7 @@ async def _rekey_one(engine: AsyncEngine, ring: KeyRing, owner: str) -> bool:
                 if resealed:
                     await s.execute(
                         update(model)
-                        .where(model.id == row[0])  # type: ignore[attr-defined]
+                        .where(model.id == row[0])
                         .values(resealed)
                         .execution_options(synchronize_session=False)
                     )

@@ -29,7 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.exceptions import StrawberryGraphQLError
 
 from api.context import RequestContext
+from api.graphql.loaders import Loaders
 from api.settings import Settings
+from audit.log import RequestAccessLog
+from authz.gate import Gate
 from authz.subject import Subject
 from domain.alerts import Alert, AlertStatus
 from domain.base import utcnow
@@ -256,13 +259,13 @@ class LiveConnection:
         return context
 
     @property
-    def gate(self) -> Any:
+    def gate(self) -> Gate:
         return self._delivering().gate
 
     @property
-    def loaders(self) -> Any:
+    def loaders(self) -> Loaders:
         return self._delivering().loaders
 
     @property
-    def access_log(self) -> Any:
+    def access_log(self) -> RequestAccessLog:
         return self._delivering().access_log

@@ -59,5 +59,9 @@ class RedisRateLimiter:
     async def allow(self, key: Hashable) -> bool:
         bucket = f"xinqiao:rate:{key}:{int(time.time()) // self.window}"
         async with self.redis.pipeline(transaction=True) as pipe:
-            count, _ = await pipe.incr(bucket).expire(bucket, self.window * 2).execute()
+            # Queued one at a time: redis-py types a pipeline's command as the client's (an
+            # awaitable result), not as the pipeline that chaining returns at run time.
+            pipe.incr(bucket)
+            pipe.expire(bucket, self.window * 2)
+            count, _ = await pipe.execute()
         return int(count) <= self.limit

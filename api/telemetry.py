@@ -36,7 +36,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import NoOpTracerProvider, SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from sqlalchemy import event
+from sqlalchemy import Connection, event
+from sqlalchemy.engine.interfaces import DBAPICursor, ExecutionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -162,7 +163,14 @@ class Telemetry:
         tracer = self.tracer
         system = engine.dialect.name
 
-        def before(conn: Any, cursor: Any, statement: str, params: Any, ctx: Any, many: bool):  # type: ignore[no-untyped-def]
+        def before(
+            conn: Connection,
+            cursor: DBAPICursor,
+            statement: str,
+            params: Any,
+            ctx: ExecutionContext | None,
+            many: bool,
+        ) -> None:
             verb = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "?"
             span = tracer.start_span(
                 f"db {verb}",
@@ -171,7 +179,14 @@ class Telemetry:
             )
             conn.info.setdefault("xq_spans", []).append(span)
 
-        def after(conn: Any, cursor: Any, statement: str, params: Any, ctx: Any, many: bool):  # type: ignore[no-untyped-def]
+        def after(
+            conn: Connection,
+            cursor: DBAPICursor,
+            statement: str,
+            params: Any,
+            ctx: ExecutionContext | None,
+            many: bool,
+        ) -> None:
             spans = conn.info.get("xq_spans")
             if spans:
                 span = spans.pop()

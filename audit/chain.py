@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
+from sqlalchemy import RowMapping
 
 GENESIS = "0" * 64
 CHAINED_FIELDS = (
@@ -50,6 +51,10 @@ CHAINED_FIELDS = (
 )
 
 
+Event = Mapping[str, Any] | RowMapping
+"""An access event's columns by name: a dict being written, or a row read back."""
+
+
 def digest(algorithm: str, data: bytes) -> str:
     if algorithm == "sha256":
         return hashlib.sha256(data).hexdigest()
@@ -66,12 +71,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def canonical(event: Mapping[str, Any]) -> bytes:
+def canonical(event: Event) -> bytes:
     body = {name: _plain(event.get(name)) for name in CHAINED_FIELDS}
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def event_hash(event: Mapping[str, Any]) -> str:
+def event_hash(event: Event) -> str:
     return digest(str(event["hash_alg"]), canonical(event))
 
 

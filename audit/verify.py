@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from audit.chain import CHAINED_FIELDS, GENESIS, event_hash
+from audit.chain import CHAINED_FIELDS, GENESIS, Event, event_hash
 from audit.checkpoints import BadCheckpoint
 from audit.checkpoints import verify as verify_note
 from audit.log import chain_head
@@ -59,7 +59,7 @@ class ChainChecker:
         self.prev_seq: int | None = None
         self.prev_hash: str | None = None
 
-    def feed(self, event: Mapping[str, Any]) -> bool:
+    def feed(self, event: Event) -> bool:
         r = self.report
         seq = int(event["seq"])
         if self.prev_seq is None:

@@ -13,8 +13,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date
 from enum import StrEnum
+from typing import TypeVar
 
-from sqlalchemy import ColumnElement, and_, false, not_, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    SQLColumnExpression,
+    and_,
+    false,
+    not_,
+    or_,
+    select,
+    true,
+)
 
 from authz.entities import Entity
 from authz.relations import RelationCompiler, born_after
@@ -81,8 +92,12 @@ SHARE_CONDITIONS: dict[Condition, FieldClass] = {
 Conditions = dict[Condition, ColumnElement[bool]]
 
 
-def _sel(*cols: object):  # type: ignore[no-untyped-def]
-    return select(*cols).correlate(None)  # type: ignore[call-overload]
+T = TypeVar("T")
+
+
+def _sel(column: SQLColumnExpression[T]) -> Select[T]:
+    """An uncorrelated subquery of one column (see ``authz.relations._select``)."""
+    return select(column).correlate(None)
 
 
 class ConditionCompiler:
@@ -102,7 +117,7 @@ class ConditionCompiler:
     # -- persons -------------------------------------------------------------------------------
 
     def person_in_category(
-        self, person_id: ColumnElement[int], category: Cat
+        self, person_id: SQLColumnExpression[int], category: Cat
     ) -> ColumnElement[bool]:
         return person_id.in_(
             _sel(m.PersonCategory.person_id).where(m.PersonCategory.category == category)
@@ -171,7 +186,7 @@ def _family(_c: ConditionCompiler) -> Conditions:
 
 
 def _via(
-    column: ColumnElement[int], parent_key: ColumnElement[int], parent: Entity
+    column: SQLColumnExpression[int | None], parent_key: SQLColumnExpression[int], parent: Entity
 ) -> Callable[[ConditionCompiler], Conditions]:
     """A child record has its parent's conditions (an intervention of a high-risk case...)."""
 

@@ -6,17 +6,22 @@ all the records about them (their cases, interventions, consents...), without a 
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, SQLColumnExpression, select
+from sqlalchemy.orm import QueryableAttribute
 
 from authz.entities import Entity
 from domain import models as m
 
 
-def _subject_of(case_id: ColumnElement[int]) -> ColumnElement[int]:
+def _subject_of(case_id: SQLColumnExpression[int]) -> ColumnElement[int]:
     return select(m.Case.subject_id).where(m.Case.id == case_id).scalar_subquery()
 
 
-PERSON_LINKS: dict[Entity, ColumnElement[int]] = {
+PersonLink = QueryableAttribute[int | None] | ColumnElement[int]
+"""A person id column of the record's table (null when the record is about no one person), or a
+subquery reaching it through the record's case; the gate selects it labelled."""
+
+PERSON_LINKS: dict[Entity, PersonLink] = {
     Entity.PERSON: m.Person.id,
     Entity.CASE: m.Case.subject_id,
     Entity.GUARDIANSHIP: m.Guardianship.ward_id,

@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TypeVar
 
 from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
     Select,
+    SQLColumnExpression,
     and_,
     false,
     literal,
@@ -62,17 +63,20 @@ CREATOR_WINDOW = timedelta(hours=24)
 CLIENT_CREATOR_WINDOW = timedelta(days=7)
 
 
-def _select(*columns: Any) -> Select[Any]:
-    """An uncorrelated subquery.
+T = TypeVar("T")
+
+
+def _select(column: SQLColumnExpression[T]) -> Select[T]:
+    """An uncorrelated subquery of one column.
 
     Relation predicates are id lists, never correlated to the outer query: auto-correlation
     against a same-table outer query would silently change their meaning.
     """
-    return select(*columns).correlate(None)
+    return select(column).correlate(None)
 
 
 Predicates = dict[Relation, ColumnElement[bool]]
-KeySet = Select[tuple[int]] | CompoundSelect
+KeySet = Select[int] | CompoundSelect[int]
 """A subquery of record ids: the records of one entity that hold one relation."""
 Keys = dict[Relation, KeySet | None]
 
@@ -85,7 +89,7 @@ class RelationCompiler:
         self.now = now
         self._cache: dict[Entity, Predicates] = {}
         self._keys: dict[Entity, Keys] = {}
-        self._referred: dict[str | None, Select[tuple[int]] | None] = {}
+        self._referred: dict[str | None, Select[int] | None] = {}
         """Built once per class per request: the share conditions of every entity ask for the
         same referral predicates, and building SQLAlchemy expressions is not free."""
 
@@ -104,7 +108,7 @@ class RelationCompiler:
 
     # -- building blocks -------------------------------------------------------------------
 
-    def area_units(self) -> Select[tuple[int]] | None:
+    def area_units(self) -> Select[int] | None:
         path = self.subject.jurisdiction_path
         if not path:
             return None
@@ -125,7 +129,7 @@ class RelationCompiler:
             ),
         )
 
-    def referred_cases(self, field_class: str | None = None) -> Select[tuple[int]] | None:
+    def referred_cases(self, field_class: str | None = None) -> Select[int] | None:
         """Cases with an accepted, unexpired referral to the viewer's unit that rests on a consent
         in force (withdrawal ends access at once) — a guardian's consent when the subject is
         under 14 (PIPL art. 31) — or on a recorded high-risk override.
@@ -138,7 +142,7 @@ class RelationCompiler:
             self._referred[field_class] = self._referred_cases(field_class)
         return self._referred[field_class]
 
-    def _referred_cases(self, field_class: str | None) -> Select[tuple[int]] | None:
+    def _referred_cases(self, field_class: str | None) -> Select[int] | None:
         if self.subject.unit_id is None:
             return None
         in_force = and_(
@@ -176,7 +180,7 @@ class RelationCompiler:
                 )
         return _select(m.Referral.case_id).where(*valid)
 
-    def emergency_cases(self) -> Select[tuple[int]] | None:
+    def emergency_cases(self) -> Select[int] | None:
         if self.subject.staff_id is None:
             return None
         return _select(m.EmergencyGrant.case_id).where(
@@ -184,7 +188,7 @@ class RelationCompiler:
             m.EmergencyGrant.expires_at > self.now,
         )
 
-    def linked_families(self) -> Select[tuple[int]] | None:
+    def linked_families(self) -> Select[int] | None:
         if self.subject.staff_id is None:
             return None
         return _select(m.VolunteerLink.family_id).where(
@@ -196,12 +200,12 @@ CONSENT_ONLY_CLASSES = frozenset({"id_number", "clinical", "family_circumstance"
 """Shared with a partner only when the consent's own scope names them, not the referral alone."""
 
 
-def _lists(column: ColumnElement[str], item: str) -> ColumnElement[bool]:
+def _lists(column: SQLColumnExpression[str], item: str) -> ColumnElement[bool]:
     """Exact membership in a comma-separated list (``narrative`` does not match ``narratives``)."""
     return (literal(",") + column + literal(",")).like(f"%,{item},%")
 
 
-def _in(column: ColumnElement[int], subquery: KeySet | None) -> ColumnElement[bool]:
+def _in(column: SQLColumnExpression[int | None], subquery: KeySet | None) -> ColumnElement[bool]:
     return false() if subquery is None else column.in_(subquery)
 
 
@@ -227,11 +231,11 @@ def _case(c: RelationCompiler) -> Predicates:
     }
 
 
-def _subjects_of(cases: KeySet | None) -> Select[tuple[int]] | None:
+def _subjects_of(cases: KeySet | None) -> Select[int] | None:
     return None if cases is None else _select(m.Case.subject_id).where(m.Case.id.in_(cases))
 
 
-def _members_of(families: KeySet | None) -> Select[tuple[int]] | None:
+def _members_of(families: KeySet | None) -> Select[int] | None:
     if families is None:
         return None
     return _select(m.FamilyMember.person_id).where(m.FamilyMember.family_id.in_(families))
@@ -280,7 +284,7 @@ def _family(c: RelationCompiler) -> Predicates:
 
 
 def _via(
-    column: ColumnElement[int], parent_key: ColumnElement[int], parent: Entity
+    column: SQLColumnExpression[int | None], parent_key: SQLColumnExpression[int], parent: Entity
 ) -> Callable[[RelationCompiler], Predicates]:
     """Child records hold exactly the relations their parent row holds.
 
@@ -321,7 +325,7 @@ def _alert(c: RelationCompiler) -> Predicates:
 
 
 def _created_recently(
-    c: RelationCompiler, creator: ColumnElement[int | None], at: ColumnElement[Any]
+    c: RelationCompiler, creator: SQLColumnExpression[int | None], at: SQLColumnExpression[datetime]
 ) -> ColumnElement[bool]:
     """Hotline intake: what you registered stays visible to you for a short window only."""
     if c.subject.staff_id is None:

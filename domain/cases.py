@@ -122,7 +122,7 @@ class Case(Sealed, Protected, Base):
         )
         if to == CaseStatus.CLOSED:
             self.closed_at = at
-            self.closure_outcome = reason
+            self.closure_outcome = reason  # type: ignore[assignment]  # plain until the caller seals it
         elif current == CaseStatus.CLOSED:  # reopening: the old outcome no longer describes it
             self.closed_at = None
             self.closure_outcome = None

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy.orm import class_mapper
 
 
 class FieldClass(StrEnum):
@@ -36,18 +36,22 @@ def classified(field_class: FieldClass) -> dict[str, Any]:
     return {"field_class": field_class}
 
 
+_FIELD_CLASSES: dict[type, Mapping[str, FieldClass]] = {}
+
+
 def field_classes(model: type) -> Mapping[str, FieldClass]:
-    """Attribute name → field class for every classified attribute of ``model``."""
-    cached = model.__dict__.get("_field_class_cache")
+    """Attribute name → field class for every classified attribute of ``model`` (a mapped
+    class), computed once per class."""
+    cached = _FIELD_CLASSES.get(model)
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     result: dict[str, FieldClass] = {}
-    for attr in inspect(model).column_attrs:
+    for attr in class_mapper(model).column_attrs:
         field_class = attr.columns[0].info.get("field_class")
         if field_class is not None:
             result[attr.key] = field_class
     result.update(getattr(model, "derived_field_classes", {}))
-    model._field_class_cache = result  # type: ignore[attr-defined]
+    _FIELD_CLASSES[model] = result
     return result
 
 

@@ -153,8 +153,9 @@ class DataKey:
         return _open(self.suite, self.secret, nonce, sealed, aad, self._aead)
 
 
-def read_header(ciphertext: bytes) -> tuple[int, Suite, int]:
-    """(version, suite, data key id) of a ciphertext, checked for shape only."""
+def read_header(ciphertext: object) -> tuple[int, Suite, int]:
+    """(version, suite, data key id) of a ciphertext, checked for shape only (anything that is
+    not bytes is refused: a column may hold anything a writer put there)."""
     if not isinstance(ciphertext, (bytes, bytearray)) or len(ciphertext) < MIN_LENGTH:  # noqa: UP038
         raise CiphertextError("truncated or not a ciphertext")
     version, suite, dek_id = HEADER.unpack_from(ciphertext)

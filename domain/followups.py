@@ -61,4 +61,4 @@ class FollowUp(Sealed, Protected, Base):
         if self.done_at is not None:
             raise DomainError(ErrorCode.INVALID_TRANSITION, "该随访已完成或已取消", ("followUp",))
         self.done_at = at
-        self.dropped_reason = reason
+        self.dropped_reason = reason  # type: ignore[assignment]  # plain until the caller seals it

@@ -18,6 +18,7 @@ Sources (scoring and cut-offs as published):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from domain.assessments import Instrument
@@ -91,19 +92,22 @@ class Result:
     self_harm: bool
 
 
-def score(instrument: Instrument, answers: list[int]) -> Result:
-    """Validate the answers and score them on the server (clients' totals are never trusted)."""
+def score(instrument: Instrument, answers: Sequence[object]) -> Result:
+    """Validate the answers and score them on the server (clients' totals are never trusted):
+    each must be an integer in range, whatever the caller's types promised."""
     d = DEFINITIONS[instrument]
     if len(answers) != d.items:
         raise DomainError(
             ErrorCode.INVALID, f"{instrument.value} 需要 {d.items} 个条目的作答", ("answers",)
         )
+    checked: list[int] = []
     for i, a in enumerate(answers, start=1):
         if not isinstance(a, int) or isinstance(a, bool) or not 0 <= a <= d.max_answer:
             raise DomainError(
                 ErrorCode.INVALID, f"第{i}题的作答须为0到{d.max_answer}的整数", ("answers", str(i))
             )
-    total = sum(answers)
+        checked.append(a)
+    total = sum(checked)
     band = next(b.label for b in d.bands if b.low <= total <= b.high)
-    self_harm = d.self_harm_item is not None and answers[d.self_harm_item - 1] > 0
+    self_harm = d.self_harm_item is not None and checked[d.self_harm_item - 1] > 0
     return Result(total, band, self_harm)

@@ -35,6 +35,7 @@ from domain.encryption import (
     new_data_key,
 )
 from domain.sealing import Sealed, encrypted_columns
+from domain.session import rows_matched
 
 
 class KeyVersion(Base):
@@ -158,7 +159,7 @@ async def destroy_data_key(session: AsyncSession, owner: str) -> bool:
     """Crypto-shredding: without its data key, everything encrypted for ``owner`` is noise."""
     done = await session.execute(delete(DataKeyRecord).where(DataKeyRecord.owner == owner))
     _write_keys(session).pop(owner, None)  # a later write in this transaction makes a new key
-    return bool(done.rowcount)
+    return bool(rows_matched(done))
 
 
 async def lock_data_key(session: AsyncSession, owner: str) -> None:
@@ -219,7 +220,7 @@ def follow_replaced_key(session: AsyncSession, owner: str, old: DataKey, new: Da
             value = row.__dict__.get(attr)
             if value is None or attr in inspect(row).committed_state:
                 continue  # not loaded, empty, or changed in this transaction
-            where = Binding(type(row).__tablename__, attr, row.id)  # type: ignore[attr-defined]
+            where = Binding(type(row).__tablename__, attr, row.id)
             try:
                 plain = old.decrypt(value, where)
             except CiphertextError:

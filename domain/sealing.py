@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping
 from datetime import date
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import ColumnElement, Dialect, LargeBinary, and_, inspect
+from sqlalchemy import ColumnElement, Dialect, LargeBinary, and_
+from sqlalchemy.orm import DeclarativeBase, Mapped, class_mapper
 from sqlalchemy.types import TypeDecorator
 
 from domain.classification import FieldClass, classified
@@ -62,6 +63,12 @@ class Sealed:
     """How an opened value becomes the API's value (sealed text is always a string: a date is
     sealed as ISO text, a list as JSON)."""
 
+    if TYPE_CHECKING:
+        # Mixed into mapped models only (domain.models): their table and their id, which a
+        # ciphertext is bound to, are what the key paths use of them.
+        __tablename__: str
+        id: Mapped[int]
+
     @property
     def key_owner(self) -> str:
         for kind, attr in self.key_owners:
@@ -82,13 +89,13 @@ class Sealed:
         return None
 
 
-def sealed_models(base: type) -> Iterator[type[Sealed]]:
+def sealed_models(base: type[DeclarativeBase]) -> Iterator[type[Sealed]]:
     """Every mapped model with encrypted columns (for erasure and re-encryption). All models
     are imported first: a registry holds only the classes imported so far, and a re-encryption
     that missed a table would leave its text under key material that no longer exists."""
     import domain.models  # noqa: F401
 
-    for mapper in base.registry.mappers:  # type: ignore[attr-defined]
+    for mapper in base.registry.mappers:
         model = mapper.class_
         if issubclass(model, Sealed) and encrypted_columns(model):
             yield model
@@ -104,27 +111,30 @@ def indexed_by(source: str, field_class: FieldClass) -> dict[str, Any]:
     return {**classified(field_class), "blind_index_of": source}
 
 
+_ENCRYPTED: dict[type, tuple[str, ...]] = {}
+_INDEXES: dict[type, dict[str, str]] = {}
+
+
 def encrypted_columns(model: type) -> tuple[str, ...]:
-    cached = model.__dict__.get("_encrypted_cache")
+    """The encrypted attributes of a mapped class, computed once per class."""
+    cached = _ENCRYPTED.get(model)
     if cached is None:
-        cached = tuple(
-            a.key for a in inspect(model).column_attrs if a.columns[0].info.get("encrypted")
+        cached = _ENCRYPTED[model] = tuple(
+            a.key for a in class_mapper(model).column_attrs if a.columns[0].info.get("encrypted")
         )
-        model._encrypted_cache = cached  # type: ignore[attr-defined]
-    return cached  # type: ignore[no-any-return]
+    return cached
 
 
 def index_columns(model: type) -> dict[str, str]:
-    """Source attribute → its blind-index attribute."""
-    cached = model.__dict__.get("_index_cache")
+    """Source attribute → its blind-index attribute, computed once per class."""
+    cached = _INDEXES.get(model)
     if cached is None:
-        cached = {
+        cached = _INDEXES[model] = {
             a.columns[0].info["blind_index_of"]: a.key
-            for a in inspect(model).column_attrs
+            for a in class_mapper(model).column_attrs
             if a.columns[0].info.get("blind_index_of")
         }
-        model._index_cache = cached  # type: ignore[attr-defined]
-    return cached  # type: ignore[no-any-return]
+    return cached
 
 
 INDEX_KINDS = {"id_number": "id_number", "phone": "phone", "name": "name"}

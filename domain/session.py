@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import event
+from sqlalchemy import CursorResult, Result, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -30,6 +30,14 @@ ROW_SCOPE = "xinqiao_row_scope"
 
 class UnscopedQuery(RuntimeError):
     """A protected table was queried without the privacy gate."""
+
+
+def rows_matched(result: Result[*tuple[Any, ...]]) -> int:
+    """How many rows an UPDATE or DELETE without RETURNING matched.
+
+    ``Session.execute`` is typed to return a ``Result``; for such a statement it is always a
+    ``CursorResult``, which has the count (the cast is the one thing the types cannot follow)."""
+    return cast(CursorResult[*tuple[Any, ...]], result).rowcount
 
 
 def create_engine(url: str, *, echo: bool = False, **kwargs: Any) -> AsyncEngine:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from domain import models as m
 from domain.alerts import ACK_DEADLINES, AlertStatus
+from domain.base import Base
 from domain.cases import CaseStatus, RiskLevel, SourceChannel
 from domain.consents import ConsentGiver
 from domain.encryption import DataKey, new_data_key
@@ -207,14 +208,15 @@ async def build_district(s: AsyncSession) -> District:
     return d
 
 
-async def _insert(s: AsyncSession, model: type, rows: list[dict[str, Any]]) -> list[int]:
+async def _insert(s: AsyncSession, model: type[Base], rows: list[dict[str, Any]]) -> list[int]:
     """Multi-row INSERT ... RETURNING id, in order; a few statements per thousand rows.
 
     SQLite cannot promise RETURNING in parameter order, so SQLAlchemy would send one statement
     per row there (twice the demo's time); the ids are numbered here instead, after the
     current maximum (the demo holds the write transaction by then)."""
+    (key,) = model.__mapper__.primary_key  # the integer id of every table the demo fills
     if s.get_bind().dialect.name == "sqlite":
-        top = (await s.execute(select(func.coalesce(func.max(model.id), 0)))).scalar_one()
+        top = (await s.execute(select(func.coalesce(func.max(key), 0)))).scalar_one()
         numbered = [{**row, "id": top + n} for n, row in enumerate(rows, start=1)]
         for start in range(0, len(numbered), BATCH):
             await s.execute(insert(model), numbered[start : start + BATCH])
@@ -223,8 +225,8 @@ async def _insert(s: AsyncSession, model: type, rows: list[dict[str, Any]]) -> l
     for start in range(0, len(rows), BATCH):
         chunk = rows[start : start + BATCH]
         result = await s.execute(
-            insert(model).returning(model.id, sort_by_parameter_order=True),
-            chunk,  # type: ignore[attr-defined]
+            insert(model).returning(key, sort_by_parameter_order=True),
+            chunk,
         )
         ids.extend(r[0] for r in result)
     return ids

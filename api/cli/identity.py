@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sys
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import click
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from api.graphql.guard import sha256_of
 from api.identity import IdentityError, check_scopes, hash_secret, new_client_secret, set_password
@@ -18,11 +21,13 @@ from domain.identity import PartnerClient, PersistedQuery
 from domain.session import create_engine, system_session
 from domain.units import Unit
 
+T = TypeVar("T")
 
-def _run(work):  # type: ignore[no-untyped-def]
+
+def _run(work: Callable[[AsyncEngine, Settings], Awaitable[T]]) -> T:
     settings = Settings.from_env()
 
-    async def go():  # type: ignore[no-untyped-def]
+    async def go() -> T:
         engine = create_engine(settings.database_url)
         try:
             return await work(engine, settings)
@@ -41,7 +46,7 @@ def password(username: str) -> None:
         else click.prompt("New password", hide_input=True, confirmation_prompt=True)
     )
 
-    async def work(engine, _settings):  # type: ignore[no-untyped-def]
+    async def work(engine: AsyncEngine, _settings: Settings) -> bool:
         return await set_password(engine, username, secret)
 
     try:
@@ -75,7 +80,7 @@ def register(name: str, unit_name: str, scopes: tuple[str, ...]) -> None:
         raise click.ClickException(exc.message) from None
     secret = new_client_secret()
 
-    async def work(engine, settings):  # type: ignore[no-untyped-def]
+    async def work(engine: AsyncEngine, settings: Settings) -> str:
         async with system_session(engine, reason="operator: register partner client") as s:
             unit = (
                 await s.execute(select(Unit).where(Unit.name == unit_name))
@@ -101,7 +106,7 @@ def register(name: str, unit_name: str, scopes: tuple[str, ...]) -> None:
     click.echo("store the secret now: only its hash is kept", err=True)
 
 
-async def _client(s, client_id: str) -> PartnerClient:  # type: ignore[no-untyped-def]
+async def _client(s: AsyncSession, client_id: str) -> PartnerClient:
     client = (
         await s.execute(select(PartnerClient).where(PartnerClient.client_id == client_id))
     ).scalar_one_or_none()
@@ -115,7 +120,7 @@ async def _client(s, client_id: str) -> PartnerClient:  # type: ignore[no-untype
 def rotate(client_id: str) -> None:
     secret = new_client_secret()
 
-    async def work(engine, _settings):  # type: ignore[no-untyped-def]
+    async def work(engine: AsyncEngine, _settings: Settings) -> None:
         async with system_session(engine, reason="operator: rotate partner secret") as s:
             client = await _client(s, client_id)
             client.secret_hash = hash_secret(secret)
@@ -129,7 +134,7 @@ def rotate(client_id: str) -> None:
 @partner.command(help="Revoke a client; its tokens stop working on their next use.")
 @click.argument("client_id")
 def revoke(client_id: str) -> None:
-    async def work(engine, _settings):  # type: ignore[no-untyped-def]
+    async def work(engine: AsyncEngine, _settings: Settings) -> None:
         async with system_session(engine, reason="operator: revoke partner client") as s:
             client = await _client(s, client_id)
             client.revoked_at = client.revoked_at or datetime.now(UTC)
@@ -146,7 +151,7 @@ def add_query(client_id: str, document: Path) -> None:
     text = document.read_text(encoding="utf-8")
     digest = sha256_of(text)
 
-    async def work(engine, _settings):  # type: ignore[no-untyped-def]
+    async def work(engine: AsyncEngine, _settings: Settings) -> None:
         async with system_session(engine, reason="operator: register persisted query") as s:
             client = await _client(s, client_id)
             s.add(
@@ -166,7 +171,7 @@ def add_query(client_id: str, document: Path) -> None:
 
 @partner.command("list", help="List clients (never their secrets).")
 def list_clients() -> None:
-    async def work(engine, _settings):  # type: ignore[no-untyped-def]
+    async def work(engine: AsyncEngine, _settings: Settings) -> Sequence[PartnerClient]:
         async with system_session(engine, reason="operator: list partner clients") as s:
             return (
                 (await s.execute(select(PartnerClient).order_by(PartnerClient.id))).scalars().all()

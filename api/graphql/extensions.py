@@ -37,7 +37,8 @@ class Observe(SchemaExtension):
             yield
             return
         started = time.perf_counter()
-        name, kind, errors = "anonymous", "unknown", []
+        name, kind = "anonymous", "unknown"
+        errors: list[GraphQLError] = []
         with telemetry.span("graphql.operation") as span:
             try:
                 yield
@@ -79,7 +80,7 @@ class AccessLogCommit(SchemaExtension):
     disclosed that was not recorded.
     """
 
-    async def on_operation(self) -> AsyncIterator[None]:  # type: ignore[override]
+    async def on_operation(self) -> AsyncIterator[None]:
         context = self.execution_context.context
         if isinstance(context, LiveConnection):
             yield  # a subscription: each delivery is logged on its own (on_stream_result)
@@ -102,9 +103,7 @@ class AccessLogCommit(SchemaExtension):
             context.access_log.operation = operation_name(self.execution_context)
         yield
 
-    async def on_stream_result(  # type: ignore[override]
-        self, result: Any
-    ) -> AsyncIterator[None]:
+    async def on_stream_result(self, result: Any) -> AsyncIterator[None]:
         """One delivery of a subscription: its log is written before the message is sent."""
         live = self.execution_context.context
         delivery = LiveConnection.current() if isinstance(live, LiveConnection) else None
@@ -147,7 +146,7 @@ class SafeErrors(SchemaExtension):
         ids = error_ids(context)
         result.errors = [self._clean(e, ids) for e in result.errors]
 
-    def on_stream_result(self, result: Any) -> Iterator[None]:  # type: ignore[override]
+    def on_stream_result(self, result: Any) -> Iterator[None]:
         """Subscription messages are cleaned like responses."""
         if getattr(result, "errors", None):  # strawberry's result type, not graphql-core's
             ids = error_ids(self.execution_context.context)

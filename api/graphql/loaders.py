@@ -13,15 +13,16 @@ from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.dataloader import DataLoader
 
 from authz.gate import Gate, Order, Visible
+from domain.base import Base
 
 
 class Loaders:
     def __init__(self, gate: Gate) -> None:
         self._gate = gate
-        self._by_id: dict[type, DataLoader[int, Visible[Any] | None]] = {}
+        self._by_id: dict[type[Base], DataLoader[int, Visible[Any] | None]] = {}
         self._children: dict[tuple[Any, ...], DataLoader[int, list[Visible[Any]]]] = {}
 
-    def by_id(self, model: type) -> DataLoader[int, Visible[Any] | None]:
+    def by_id(self, model: type[Base]) -> DataLoader[int, Visible[Any] | None]:
         loader = self._by_id.get(model)
         if loader is None:
 
@@ -34,8 +35,8 @@ class Loaders:
 
     def children(
         self,
-        model: type,
-        parent_key: InstrumentedAttribute[int],
+        model: type[Base],
+        parent_key: InstrumentedAttribute[int | None],
         *,
         order: Order,
         limit: int,
@@ -46,7 +47,11 @@ class Loaders:
 
             async def load(parent_ids: Sequence[int]) -> list[list[Visible[Any]]]:
                 grouped = await self._gate.children(
-                    model, parent_key, list(parent_ids), order=order, limit=limit
+                    model,
+                    parent_key,  # type: ignore[arg-type]  # a nullable key is fine: IN skips nulls
+                    list(parent_ids),
+                    order=order,
+                    limit=limit,
                 )
                 return [grouped.get(i, []) for i in parent_ids]
 

@@ -9,16 +9,18 @@ import asyncio
 import datetime
 from collections.abc import Sequence
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
+from sqlalchemy.orm import InstrumentedAttribute
 from strawberry import relay
+from strawberry.types.base import get_object_definition
 
 from api.graphql import ids
 from api.graphql.selection import requested
 from api.graphql.types.alerts import AlertType
 from api.graphql.types.audit import AccessEventType
-from api.graphql.types.base import Connection, Edge, PageInfo, _Counter, ctx, load_one
+from api.graphql.types.base import Connection, Edge, Gated, PageInfo, _Counter, ctx, load_one
 from api.graphql.types.cases import AssignmentType, CaseType, StatusChangeType
 from api.graphql.types.emergency import EmergencyAccessType
 from api.graphql.types.enums import (
@@ -45,8 +47,10 @@ from domain import models as m
 from domain.errors import DomainError, ErrorCode
 from domain.values import MobilePhone, ResidentId
 
-NODE_TYPES: dict[str, Any] = {
-    t.__strawberry_definition__.name: t
+G = TypeVar("G", bound=Gated)
+
+NODE_TYPES: dict[str, type[Gated]] = {
+    get_object_definition(t, strict=True).name: t
     for t in (
         PersonType,
         GuardianType,
@@ -103,13 +107,13 @@ def _unit_id(raw: relay.GlobalID | None, field: str) -> int | None:
 
 async def _connection(
     info: strawberry.Info,
-    type_cls: Any,
+    type_cls: type[G],
     *,
     order: Order,
     first: int | None,
     after: str | None,
     filters: Sequence[Filter],
-) -> Connection[Any]:
+) -> Connection[G]:
     gate = ctx(info).gate
     size = _page_size(info, first)
     counter = _Counter(lambda: gate.count(type_cls.model, filters=filters))
@@ -150,7 +154,11 @@ async def _connection(
 
 
 def _blind(
-    info: strawberry.Info, column: Any, kind: str, value: str | None, field: str
+    info: strawberry.Info,
+    column: InstrumentedAttribute[bytes | None],
+    kind: str,
+    value: str | None,
+    field: str,
 ) -> list[Filter]:
     """Exact match on an encrypted field, through its blind index."""
     if value is None:
@@ -158,11 +166,13 @@ def _blind(
     return [Filter(column, "eq", ctx(info).gate.blind(kind, value), field)]
 
 
-def _eq(column: Any, value: Any, field: str) -> list[Filter]:
+def _eq(column: InstrumentedAttribute[Any], value: object, field: str) -> list[Filter]:
     return [] if value is None else [Filter(column, "eq", value, field)]
 
 
-def _in(column: Any, values: list[Any] | None, field: str) -> list[Filter]:
+def _in(
+    column: InstrumentedAttribute[Any], values: Sequence[object] | None, field: str
+) -> list[Filter]:
     return [] if not values else [Filter(column, "in", values, field)]
 
 
@@ -655,7 +665,7 @@ async def _nodes(info: strawberry.Info, raw_ids: Sequence[relay.GlobalID]) -> li
     return list(
         await asyncio.gather(
             *(
-                load_one(info, NODE_TYPES.get(name), number) if name in NODE_TYPES else _none()
+                load_one(info, NODE_TYPES[name], number) if name in NODE_TYPES else _none()
                 for name, number in decoded
             )
         )

@@ -17,7 +17,7 @@ from domain import models as m
 
 @strawberry.type(name="Alert", description="A crisis signal with an acknowledgement deadline.")
 class AlertType(relay.Node, Gated):
-    model: ClassVar[type] = m.Alert
+    model: ClassVar[type[m.Base]] = m.Alert
     links: ClassVar[dict[str, str]] = {"target_unit": "target_unit_id", "area_unit": "area_unit_id"}
 
     id: relay.NodeID[int]

@@ -21,7 +21,7 @@ from domain import models as m
     ),
 )
 class AccessEventType(relay.Node, Gated):
-    model: ClassVar[type] = m.AccessEvent
+    model: ClassVar[type[m.Base]] = m.AccessEvent
     links: ClassVar[dict[str, str]] = {"actor_unit": "actor_unit_id"}
 
     id: relay.NodeID[int]

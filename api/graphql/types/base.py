@@ -9,16 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
 
 import strawberry
+from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.types import Info
+from strawberry.types.base import get_object_definition
 
 from api.graphql.selection import requested
 from authz.gate import Order, Visible
+from domain.base import Base
 from domain.classification import field_classes
 
+if TYPE_CHECKING:  # api.context imports the loaders, which import the gate: no cycle at run time
+    from api.context import RequestContext
+
 T = TypeVar("T")
+G = TypeVar("G", bound="Gated")
 
 REDACTED_DOC = (
     "Requested fields withheld from you by the privacy policy. A field listed here is null "
@@ -31,8 +38,12 @@ def camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def ctx(info: Info) -> Any:
-    return info.context
+def ctx(info: Info) -> RequestContext:
+    """The request's context (``api.context.build_context``). In a subscription it is the
+    socket's ``api.live.LiveConnection``, which answers ``gate``, ``loaders``, ``access_log``
+    and ``settings`` from the delivery in progress: what object types use of it."""
+    context: RequestContext = info.context
+    return context
 
 
 class Gated:
@@ -43,17 +54,23 @@ class Gated:
     (``residence_unit`` ← ``residence_unit_id``): a withheld key makes the link null and redacted.
     """
 
-    model: ClassVar[type]
+    model: ClassVar[type[Base]]
     links: ClassVar[dict[str, str]] = {}
 
+    if TYPE_CHECKING:
+        # Set on each object by from_names. Declared here for the type checker only: each type
+        # declares ``_visible`` as a private field itself, and ``_links`` is no field at all.
+        _visible: Visible[Any] | None
+        _links: dict[str, Any]
+
     @classmethod
-    def build(cls, visible: Visible[Any], info: Info, path: tuple[str, ...] = ()) -> Any:
+    def build(cls, visible: Visible[Any], info: Info, path: tuple[str, ...] = ()) -> Self:
         return cls.from_names(visible, info, requested(info, path))
 
     @classmethod
     def from_names(
         cls, visible: Visible[Any], info: Info, names: set[str], also: tuple[str, ...] = ()
-    ) -> Any:
+    ) -> Self:
         """``also``: model attributes disclosed another way (a cursor carries the order column's
         value), revealed so the decision and the access log cover them too."""
         graph_to_attr = cls._graph_to_attr()
@@ -61,7 +78,7 @@ class Gated:
         wanted += [a for a in also if a not in wanted]
         revealed = ctx(info).gate.reveal(visible, wanted)
         attr_to_graph = {a: g for g, a in graph_to_attr.items() if g in names}
-        obj = cls(  # type: ignore[call-arg]
+        obj = cls(  # type: ignore[call-arg]  # a mixin: the strawberry type built on it takes these
             id=visible.row.id,
             redacted_fields=sorted(attr_to_graph[a] for a in revealed.redacted),
             **{f: revealed.values.get(a) for f, a in cls._scalar_sources().items()},
@@ -72,34 +89,39 @@ class Gated:
 
     def link(self, name: str) -> Any:
         """The revealed foreign key behind a relationship field (None if withheld or empty)."""
-        return self._links.get(name)  # type: ignore[attr-defined]
+        return self._links.get(name)
 
     @classmethod
     def _scalar_sources(cls) -> dict[str, str]:
         """Python field name → model attribute, for every classified scalar field of this type."""
-        cache = cls.__dict__.get("_scalar_cache")
+        cache = _SCALAR_SOURCES.get(cls)
         if cache is None:
             classified = field_classes(cls.model)
-            definition = cls.__strawberry_definition__  # type: ignore[attr-defined]
-            cache = {
+            definition = get_object_definition(cls, strict=True)
+            cache = _SCALAR_SOURCES[cls] = {
                 f.python_name: f.python_name
                 for f in definition.fields
                 if f.python_name in classified and f.python_name not in cls.links
             }
-            cls._scalar_cache = cache  # type: ignore[attr-defined]
         return cache
 
     @classmethod
     def _graph_to_attr(cls) -> dict[str, str]:
-        cache = cls.__dict__.get("_graph_cache")
+        cache = _GRAPH_TO_ATTR.get(cls)
         if cache is None:
-            cache = {camel(f): a for f, a in cls._scalar_sources().items()}
+            cache = _GRAPH_TO_ATTR[cls] = {camel(f): a for f, a in cls._scalar_sources().items()}
             cache.update({camel(f): a for f, a in cls.links.items()})
-            cls._graph_cache = cache  # type: ignore[attr-defined]
         return cache
 
 
-async def load_one(info: Info, type_cls: Any, id_: int | None, path: tuple[str, ...] = ()) -> Any:
+_SCALAR_SOURCES: dict[type[Gated], dict[str, str]] = {}
+_GRAPH_TO_ATTR: dict[type[Gated], dict[str, str]] = {}
+"""Per type, computed on its first object (the type's fields are final by then)."""
+
+
+async def load_one(
+    info: Info, type_cls: type[G], id_: int | None, path: tuple[str, ...] = ()
+) -> G | None:
     """A related object through the per-request loader; None if missing or not visible."""
     if id_ is None:
         return None
@@ -108,8 +130,13 @@ async def load_one(info: Info, type_cls: Any, id_: int | None, path: tuple[str, 
 
 
 async def load_children(
-    info: Info, type_cls: Any, parent_key: Any, parent_id: int, order: Order, first: int
-) -> list[Any]:
+    info: Info,
+    type_cls: type[G],
+    parent_key: InstrumentedAttribute[int | None],
+    parent_id: int,
+    order: Order,
+    first: int,
+) -> list[G]:
     """Up to ``first`` visible children, batched across all parents on the page."""
     limit = max(1, min(first, ctx(info).settings.max_page_size))
     loader = ctx(info).loaders.children(type_cls.model, parent_key, order=order, limit=limit)

@@ -1,7 +1,7 @@
 """Cases, their team and their history."""
 
 import datetime
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import strawberry
 from strawberry import relay
@@ -14,6 +14,11 @@ from api.graphql.types.units import StaffType, UnitType
 from authz.gate import Order, Visible
 from domain import models as m
 
+if TYPE_CHECKING:  # resolved by strawberry.lazy at run time (the modules import this one)
+    from api.graphql.types.followups import FollowUpType
+    from api.graphql.types.interventions import AssessmentType, InterventionType
+    from api.graphql.types.referrals import ReferralType
+
 InterventionLazy = Annotated["InterventionType", strawberry.lazy("api.graphql.types.interventions")]
 AssessmentLazy = Annotated["AssessmentType", strawberry.lazy("api.graphql.types.interventions")]
 ReferralLazy = Annotated["ReferralType", strawberry.lazy("api.graphql.types.referrals")]
@@ -22,7 +27,7 @@ FollowUpLazy = Annotated["FollowUpType", strawberry.lazy("api.graphql.types.foll
 
 @strawberry.type(name="Case", description="A case (个案).")
 class CaseType(relay.Node, Gated):
-    model: ClassVar[type] = m.Case
+    model: ClassVar[type[m.Base]] = m.Case
     links: ClassVar[dict[str, str]] = {"lead_unit": "lead_unit_id", "area_unit": "area_unit_id"}
 
     id: relay.NodeID[int]
@@ -107,7 +112,7 @@ class CaseType(relay.Node, Gated):
 
 @strawberry.type(name="CaseAssignment", description="A worker on a case.")
 class AssignmentType(relay.Node, Gated):
-    model: ClassVar[type] = m.CaseAssignment
+    model: ClassVar[type[m.Base]] = m.CaseAssignment
     links: ClassVar[dict[str, str]] = {"staff": "staff_id"}
 
     id: relay.NodeID[int]
@@ -123,7 +128,7 @@ class AssignmentType(relay.Node, Gated):
 
 @strawberry.type(name="CaseStatusChange", description="One step of a case's status history.")
 class StatusChangeType(relay.Node, Gated):
-    model: ClassVar[type] = m.CaseStatusChange
+    model: ClassVar[type[m.Base]] = m.CaseStatusChange
 
     id: relay.NodeID[int]
     from_status: CaseStatus | None = None

@@ -18,7 +18,7 @@ from domain import models as m
     description="A time-boxed emergency grant on one case; every one is reviewed by an auditor.",
 )
 class EmergencyAccessType(relay.Node, Gated):
-    model: ClassVar[type] = m.EmergencyGrant
+    model: ClassVar[type[m.Base]] = m.EmergencyGrant
 
     id: relay.NodeID[int]
     reason: str | None = None

@@ -16,7 +16,7 @@ from domain import models as m
 
 @strawberry.type(name="Family", description="A family (家庭).")
 class FamilyType(relay.Node, Gated):
-    model: ClassVar[type] = m.Family
+    model: ClassVar[type[m.Base]] = m.Family
     links: ClassVar[dict[str, str]] = {"residence_unit": "residence_unit_id"}
 
     id: relay.NodeID[int]
@@ -44,7 +44,7 @@ class FamilyType(relay.Node, Gated):
 
 @strawberry.type(name="FamilyMember", description="A person's membership of a family.")
 class FamilyMemberType(relay.Node, Gated):
-    model: ClassVar[type] = m.FamilyMember
+    model: ClassVar[type[m.Base]] = m.FamilyMember
 
     id: relay.NodeID[int]
     relationship: MemberRelationship | None = None

@@ -18,7 +18,7 @@ from domain import models as m
     name="FollowUp", description="A scheduled contact of a case's support plan (随访)."
 )
 class FollowUpType(relay.Node, Gated):
-    model: ClassVar[type] = m.FollowUp
+    model: ClassVar[type[m.Base]] = m.FollowUp
     links: ClassVar[dict[str, str]] = {"assigned_staff": "assigned_staff_id"}
 
     id: relay.NodeID[int]

@@ -19,7 +19,7 @@ from domain import models as m
 
 @strawberry.type(name="Intervention", description="Something done for a case (干预/服务).")
 class InterventionType(relay.Node, Gated):
-    model: ClassVar[type] = m.Intervention
+    model: ClassVar[type[m.Base]] = m.Intervention
     links: ClassVar[dict[str, str]] = {"staff": "staff_id", "unit": "unit_id"}
 
     id: relay.NodeID[int]
@@ -51,7 +51,7 @@ class InterventionType(relay.Node, Gated):
 
 @strawberry.type(name="Assessment", description="A standard instrument administered (测评).")
 class AssessmentType(relay.Node, Gated):
-    model: ClassVar[type] = m.Assessment
+    model: ClassVar[type[m.Base]] = m.Assessment
     links: ClassVar[dict[str, str]] = {"campaign": "campaign_id"}
 
     id: relay.NodeID[int]

@@ -14,7 +14,7 @@ from domain import models as m
 
 @strawberry.type(name="PartnerClient", description="A partner agency's API client.")
 class PartnerClientType(relay.Node, Gated):
-    model: ClassVar[type] = m.PartnerClient
+    model: ClassVar[type[m.Base]] = m.PartnerClient
     links: ClassVar[dict[str, str]] = {"unit": "unit_id"}
 
     id: relay.NodeID[int]

@@ -1,7 +1,7 @@
 """Persons and their guardians."""
 
 import datetime
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import strawberry
 from strawberry import relay
@@ -11,6 +11,11 @@ from api.graphql.types.enums import Gender, GuardianRelationship, PopulationCate
 from api.graphql.types.units import UnitType
 from authz.gate import Order, Visible
 from domain import models as m
+
+if TYPE_CHECKING:  # resolved by strawberry.lazy at run time (the modules import this one)
+    from api.graphql.types.cases import CaseType
+    from api.graphql.types.families import FamilyMemberType
+    from api.graphql.types.referrals import ConsentType
 
 CasesType = Annotated["CaseType", strawberry.lazy("api.graphql.types.cases")]
 FamilyMemberLazy = Annotated["FamilyMemberType", strawberry.lazy("api.graphql.types.families")]
@@ -22,7 +27,7 @@ ConsentLazy = Annotated["ConsentType", strawberry.lazy("api.graphql.types.referr
     description="A person (人员). Fields you may not see are null and listed in redactedFields.",
 )
 class PersonType(relay.Node, Gated):
-    model: ClassVar[type] = m.Person
+    model: ClassVar[type[m.Base]] = m.Person
     links: ClassVar[dict[str, str]] = {
         "residence_unit": "residence_unit_id",
         "school": "school_unit_id",
@@ -94,7 +99,7 @@ class PersonType(relay.Node, Gated):
 
 @strawberry.type(name="Guardian", description="A guardian of a person (监护人).")
 class GuardianType(relay.Node, Gated):
-    model: ClassVar[type] = m.Guardianship
+    model: ClassVar[type[m.Base]] = m.Guardianship
     links: ClassVar[dict[str, str]] = {"person": "guardian_id"}
 
     id: relay.NodeID[int]

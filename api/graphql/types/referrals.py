@@ -16,7 +16,7 @@ from domain import models as m
 
 @strawberry.type(name="Consent", description="A recorded consent (知情同意).")
 class ConsentType(relay.Node, Gated):
-    model: ClassVar[type] = m.Consent
+    model: ClassVar[type[m.Base]] = m.Consent
     links: ClassVar[dict[str, str]] = {"recipient_unit": "recipient_unit_id"}
 
     id: relay.NodeID[int]
@@ -36,7 +36,7 @@ class ConsentType(relay.Node, Gated):
 
 @strawberry.type(name="Referral", description="A case offered to another unit (转介).")
 class ReferralType(relay.Node, Gated):
-    model: ClassVar[type] = m.Referral
+    model: ClassVar[type[m.Base]] = m.Referral
     links: ClassVar[dict[str, str]] = {"from_unit": "from_unit_id", "to_unit": "to_unit_id"}
 
     id: relay.NodeID[int]

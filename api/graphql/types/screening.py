@@ -69,7 +69,7 @@ class ScreeningAggregates:
 
 @strawberry.type(name="ScreeningCampaign", description="A school's screening campaign (心理普查).")
 class ScreeningCampaignType(relay.Node, Gated):
-    model: ClassVar[type] = m.ScreeningCampaign
+    model: ClassVar[type[m.Base]] = m.ScreeningCampaign
     links: ClassVar[dict[str, str]] = {"school": "school_unit_id"}
 
     id: relay.NodeID[int]

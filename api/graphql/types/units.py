@@ -8,13 +8,14 @@ from strawberry import relay
 from api.graphql.types.base import REDACTED_DOC, Gated, load_one
 from api.graphql.types.enums import Role, UnitKind
 from authz.gate import Visible
+from domain.base import Base
 from domain.staff import Staff
 from domain.units import Unit
 
 
 @strawberry.type(name="Unit", description="An organisation unit (单位) in the district tree.")
 class UnitType(relay.Node, Gated):
-    model: ClassVar[type] = Unit
+    model: ClassVar[type[Base]] = Unit
     links: ClassVar[dict[str, str]] = {"parent": "parent_id", "area": "area_unit_id"}
 
     id: relay.NodeID[int]
@@ -38,7 +39,7 @@ class UnitType(relay.Node, Gated):
 
 @strawberry.type(name="Staff", description="A staff account (工作人员).")
 class StaffType(relay.Node, Gated):
-    model: ClassVar[type] = Staff
+    model: ClassVar[type[Base]] = Staff
     links: ClassVar[dict[str, str]] = {"unit": "unit_id"}
 
     id: relay.NodeID[int]
