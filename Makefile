@@ -29,6 +29,8 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check api authz audit domain migrations tests
+	$(BIN)/ruff format --check api authz audit domain migrations tests
+	$(BIN)/mypy
 	$(BIN)/xinqiao schema export --check
 	$(BIN)/xinqiao policy matrix --check
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -81,6 +81,13 @@ class RequestContext:
             raise PurposeRefused()
         return self._gate
 
+    def identity(self) -> tuple[AsyncEngine, TokenService]:
+        """The engine and token service sign-in needs (it runs before there is a subject). Set
+        by the HTTP view; a context built without them cannot sign anyone in."""
+        if self.engine is None or self.tokens is None:
+            raise RuntimeError("this request context has no engine or token service")
+        return self.engine, self.tokens
+
     async def finish(self) -> None:
         """Write the access log and commit. Raises if the log cannot be written (fail closed)."""
         t = self.telemetry

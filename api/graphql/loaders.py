@@ -48,7 +48,7 @@ class Loaders:
             async def load(parent_ids: Sequence[int]) -> list[list[Visible[Any]]]:
                 grouped = await self._gate.children(
                     model,
-                    parent_key,  # type: ignore[arg-type]  # a nullable key is fine: IN skips nulls
+                    parent_key,
                     list(parent_ids),
                     order=order,
                     limit=limit,

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import partial
+from typing import Any, cast
 
+from cross_web import AsyncHTTPRequestAdapter
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,7 +24,6 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLRequestData
-from strawberry.http.async_base_view import AsyncHTTPRequestAdapter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -61,13 +62,15 @@ class GuardedTransportWS(BaseGraphQLTransportWSHandler[RequestContext, None]):
     operations (production), a subscription must be a registered document too."""
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
-        view: XinqiaoGraphQL = self.view  # type: ignore[assignment]
+        view: XinqiaoGraphQL = self.view  # type: ignore[assignment]  # the handler's view is ours
         if self.connection_acknowledged and not view.settings.staff_may_run_adhoc:
+            # A client's message is not checked against the TypedDict: read it defensively.
+            payload: dict[str, Any] = cast(dict[str, Any], message).get("payload") or {}
             request = GraphQLRequestData(
-                query=(message.get("payload") or {}).get("query"),
+                query=payload.get("query"),
                 variables=None,
                 operation_name=None,
-                extensions=(message.get("payload") or {}).get("extensions"),
+                extensions=payload.get("extensions"),
             )
             problem = resolve_document(request, await view.registries.documents(None))
             if problem is not None:
@@ -75,7 +78,7 @@ class GuardedTransportWS(BaseGraphQLTransportWSHandler[RequestContext, None]):
                     {"id": message["id"], "type": "error", "payload": [problem.formatted]}
                 )
                 return
-            message["payload"]["query"] = request.query  # type: ignore[typeddict-item]
+            message["payload"]["query"] = request.query  # type: ignore[typeddict-item]  # str | None: resolved
         await super().handle_subscribe(message)
 
 
@@ -171,7 +174,7 @@ class XinqiaoGraphQL(GraphQL[RequestContext, None]):
             request, request_adapter, sub_response, context, root_value, request_data
         )
 
-    async def get_context(  # type: ignore[override]
+    async def get_context(  # type: ignore[override]  # a subscription gets a LiveConnection
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> RequestContext | LiveConnection:
         user = request.scope.get("user")

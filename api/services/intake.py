@@ -86,7 +86,11 @@ async def intake_person(gate: Gate, who: IntakePerson, area_id: int) -> tuple[in
     for value, kind in ((who.id_number, "id_number"), (who.phone, "phone")):
         if value is None:
             continue
-        hits = await lookup_persons(gate, **{"id_number": None, "phone": None, kind: value})
+        hits = await lookup_persons(
+            gate,
+            id_number=value if kind == "id_number" else None,
+            phone=value if kind == "phone" else None,
+        )
         if len(hits) == 1:
             return hits[0].person_id, 0
         if len(hits) > 1:

@@ -16,11 +16,11 @@ in ``api.services`` and ``domain``, which ask the gate for rows, fields and perm
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, inspect, select, update
+from sqlalchemy import ColumnElement, Executable, delete, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -140,7 +140,7 @@ class Gate:
     async def children(
         self,
         model: type[M],
-        parent_key: InstrumentedAttribute[int],
+        parent_key: InstrumentedAttribute[int] | InstrumentedAttribute[int | None],
         parent_ids: Sequence[int],
         *,
         order: Order,
@@ -222,9 +222,9 @@ class Gate:
         self._ledger().permit(row, permit)
         self._db.session.add(row)
 
-    async def seal(self, permit: Permit, row: Base, values: dict[str, object]) -> None:
+    async def seal(self, permit: Permit, row: Base, values: Mapping[str, object]) -> None:
         self._ledger().permit(row, permit)
-        await self._sealer.seal(row, values)
+        await self._sealer.seal(row, dict(values))
 
     async def seal_pending(self, permit: Permit, row: Base) -> None:
         self._ledger().permit(row, permit)
@@ -238,7 +238,7 @@ class Gate:
         action: str = "create",
         *,
         person_id: int | None = None,
-        sealed: dict[str, object] | None = None,
+        sealed: Mapping[str, object] | None = None,
     ) -> int:
         """Add a row and log the write in one step. Plain values in its encrypted columns are
         sealed as soon as it has an id (before any of them can reach the database). Without
@@ -253,7 +253,7 @@ class Gate:
         fields: Iterable[str] | None,
         action: str,
         person_ids: Sequence[int | None],
-        sealed: Sequence[dict[str, object]] = (),
+        sealed: Sequence[Mapping[str, object]] = (),
     ) -> list[int]:
         """Many rows in one flush (an import), each write logged with its person, plain values
         sealed as ``insert`` does (each owner's key is read once, under its row lock)."""
@@ -402,7 +402,7 @@ class Gate:
         )
 
     async def aggregate(
-        self, parent: Visible[Any], field_class: FieldClass, stmt: Select[Any]
+        self, parent: Visible[Any], field_class: FieldClass, stmt: Executable
     ) -> list[Any]:
         return await self._lookups.aggregate(parent, field_class, stmt)
 

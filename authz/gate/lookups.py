@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, inspect, select
+from sqlalchemy import ColumnElement, Executable, inspect, select
 
 from authz.actions import Action
 from authz.entities import entity_of
@@ -103,7 +103,7 @@ class Lookups:
         return out
 
     async def aggregate(
-        self, parent: Visible[Any], field_class: FieldClass, stmt: Select[Any]
+        self, parent: Visible[Any], field_class: FieldClass, stmt: Executable
     ) -> list[Any]:
         """Counts over rows the subject could never see, for a parent whose ``field_class``
         it may read (a campaign's statistics): logged as a read of the parent. The caller must

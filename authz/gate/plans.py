@@ -111,8 +111,8 @@ class Plans:
             return true()
         relations = self.relations.predicates(entity)
         conditions = self.conditions.conditions(entity)
-        parts = []
-        referral_parts = []
+        parts: list[ColumnElement[bool]] = []
+        referral_parts: list[ColumnElement[bool]] = []
         for r, c in decisions.usable_grants(entity):
             if r not in relations or (c != ANY and c not in conditions):
                 continue

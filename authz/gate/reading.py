@@ -56,7 +56,7 @@ class Reader:
             result = await self._db.execute(stmt)
             out: list[Visible[M]] = []
             for row in result.all():
-                values = dict(zip(names, row[1:], strict=True))
+                values: dict[str, Any] = dict(zip(names, row[1:], strict=True))
                 rels = frozenset(
                     Relation(n[4:]) for n, v in values.items() if v and n[:4] == "rel_"
                 )
@@ -143,7 +143,7 @@ class Reader:
         has_next = len(items) > first
         items = items[:first]
         cursors = [
-            encode_cursor(order, getattr(v.row, order.column.key), getattr(v.row, pk.key))
+            encode_cursor(order, getattr(v.row, order.column.key), getattr(v.row, pk.name))
             for v in items
         ]
         return Page(items, has_next, after is not None, cursors, order.column.key)
@@ -185,7 +185,7 @@ class Reader:
     async def children(
         self,
         model: type[M],
-        parent_key: InstrumentedAttribute[int],
+        parent_key: InstrumentedAttribute[int] | InstrumentedAttribute[int | None],
         parent_ids: Sequence[int],
         *,
         order: Order,

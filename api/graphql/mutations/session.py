@@ -37,7 +37,7 @@ class SessionMutations:
     async def sign_in(self, info: strawberry.Info, username: str, password: str) -> SessionPayload:
         c = ctx(info)
         try:
-            session = await sign_in(c.engine, c.tokens, username.strip(), password)
+            session = await sign_in(*c.identity(), username.strip(), password)
         except IdentityError as exc:
             c.access_log.record(Disclosure(AccessKind.DENIED, "session", None, reason=exc.code))
             return SessionPayload(errors=_error(exc))
@@ -52,7 +52,7 @@ class SessionMutations:
     async def refresh_session(self, info: strawberry.Info, refresh_token: str) -> SessionPayload:
         c = ctx(info)
         try:
-            session = await refresh_session(c.engine, c.tokens, refresh_token)
+            session = await refresh_session(*c.identity(), refresh_token)
         except IdentityError as exc:
             c.access_log.record(Disclosure(AccessKind.DENIED, "session", None, reason=exc.code))
             return SessionPayload(errors=_error(exc))
@@ -69,6 +69,6 @@ class SessionMutations:
     ) -> SignOutPayload:
         c = ctx(info)
         subject = c.subject
-        await sign_out(c.engine, refresh_token, subject.token_id, subject.token_expires)
+        await sign_out(c.identity()[0], refresh_token, subject.token_id, subject.token_expires)
         c.access_log.record(Disclosure(AccessKind.WRITE, "session", None, reason="sign_out"))
         return SignOutPayload(ok=True, errors=[])
