@@ -20,7 +20,9 @@ thread, process or connection. Tests that need that (concurrent requests, a WebS
 on Starlette's test client, a ``xinqiao`` subprocess, a second engine's statement counts) are
 marked ``own_database``: they get an ``api`` on a private copy of the district (copied from a
 template made when the district was built), where writes are committed for real, and the copy
-is dropped afterwards. Tests of migrations, the CLI and key rotation use ``empty_database``.
+is dropped afterwards. An unmarked test that starts a statement while another is running on its
+connection fails, saying so. Tests of migrations, the CLI and key rotation use
+``empty_database``.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ import os
 import shutil
 import socket
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -40,7 +42,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -269,10 +271,56 @@ async def isolated(shared: Shared) -> AsyncIterator[Api]:
             # Begin it explicitly, so that every savepoint is nested in the transaction.
             await conn.exec_driver_sql("BEGIN")
         try:
-            async with _bound_to(base, conn) as bound:
-                yield bound
+            with _one_statement_at_a_time(base.engine, conn):
+                async with _bound_to(base, conn) as bound:
+                    yield bound
         finally:
             await conn.rollback()
+
+
+class ConcurrentStatements(RuntimeError):
+    """An isolated test ran two statements at once (on its one connection)."""
+
+
+CONCURRENT = (
+    "two statements at once on the test's one connection (concurrent requests, a background "
+    "task, another thread?): mark the test own_database (tests/conftest.py)"
+)
+
+
+@contextmanager
+def _one_statement_at_a_time(engine: AsyncEngine, conn: Any) -> Iterator[None]:
+    """Fail a statement that starts while another is still running on the test's connection,
+    naming the cure, instead of letting the two corrupt each other's savepoints."""
+    sync = conn.sync_connection
+    running: list[str] = []
+
+    clashes: list[str] = []
+
+    def before(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if running:
+            clashes.append(statement)
+            raise ConcurrentStatements(CONCURRENT)
+        running.append(statement)
+
+    def after(*_: Any) -> None:
+        running.clear()
+
+    def failed(context: Any) -> None:
+        if context.connection is sync:
+            running.clear()
+
+    event.listen(sync, "before_cursor_execute", before)
+    event.listen(sync, "after_cursor_execute", after)
+    event.listen(engine.sync_engine, "handle_error", failed)
+    try:
+        yield
+    finally:
+        event.remove(engine.sync_engine, "handle_error", failed)
+        event.remove(sync, "after_cursor_execute", after)
+        event.remove(sync, "before_cursor_execute", before)
+    if clashes:  # the service may have turned the error into INTERNAL_ERROR: say it here too
+        pytest.fail(CONCURRENT)
 
 
 @asynccontextmanager
