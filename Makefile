@@ -27,13 +27,17 @@ run: $(STAMP)
 	@echo "GraphiQL: http://127.0.0.1:8000/graphql  (token: $(BIN)/xinqiao token grid.donghu)"
 	$(BIN)/xinqiao serve
 
+# The suite runs in a random order (pytest-random-order; the seed is printed at the end of the run):
+# PYTEST_ORDER=--random-order-seed=N repeats an order, PYTEST_ORDER= keeps the files' order.
+PYTEST_ORDER ?= --random-order
+
 test: $(STAMP)
 	$(BIN)/ruff check api authz audit domain migrations tests
 	$(BIN)/ruff format --check api authz audit domain migrations tests
 	$(BIN)/mypy
 	$(BIN)/xinqiao schema export --check
 	$(BIN)/xinqiao policy matrix --check
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -p random_order $(PYTEST_ORDER)
 
 lint: $(STAMP)
 	$(BIN)/ruff check api authz audit domain migrations tests

@@ -2,25 +2,52 @@
 
 Tests talk to the service the way clients do: GraphQL over HTTP (in-process ASGI transport) with
 bearer tokens of the demo accounts.
+
+Isolation. Each backend's district is built once per run (migrations, the demo, the app) and is
+never changed by a test. Every test that takes ``api`` runs inside one database transaction
+that is rolled back when it ends: the fixture opens one connection on the shared engine, begins
+a transaction on it, and binds every session the service opens for that database to it (each
+session works in a SAVEPOINT, so its commit and rollback behave as they would on their own
+connection). That covers the request sessions (``app.state.graphql.sessions``), every
+``system_session`` (authentication, sign-in, the persisted-query registry, the access log's
+operator paths, the scheduler's ``escalate_overdue``, the alert feed's polls, and the tests'
+own assertions), and the sessions of any second app a test creates on the same database (by
+URL). After each test the district's row counts are compared with the baseline: a test whose
+writes escaped the transaction fails there.
+
+One connection runs one statement at a time, and a transaction cannot be seen from another
+thread, process or connection. Tests that need that (concurrent requests, a WebSocket server
+on Starlette's test client, a ``xinqiao`` subprocess, a second engine's statement counts) are
+marked ``own_database``: they get an ``api`` on a private copy of the district (copied from a
+template made when the district was built), where writes are committed for real, and the copy
+is dropped afterwards. An unmarked test that starts a statement while another is running on its
+connection fails, saying so. Tests of migrations, the CLI and key rotation use
+``empty_database``.
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import os
+import shutil
 import socket
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import event, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+import domain.session
+from api import app as app_module
 from api.app import create_app
 from api.cli.demo import District, load_demo
 from api.keyring import init_keys
@@ -134,14 +161,28 @@ class Api:
         return result
 
 
-async def _make_api(backend: str, root: Path) -> tuple[Api, str | None]:
-    pg_name = None
+@dataclass
+class Shared:
+    """One backend's district, built once per run: the app every isolated test talks to, a
+    template to copy for ``own_database`` tests, and the row counts no test may change."""
+
+    api: Api
+    root: Path
+    template: str
+    """SQLite: the path of a copy of the database file; PostgreSQL: a template database."""
+    pg_names: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+async def _make_shared(backend: str, root: Path) -> Shared:
+    pg_names: list[str] = []
     if backend == "sqlite":
         url = f"sqlite+aiosqlite:///{root / 'xinqiao.db'}"
     else:
         admin = postgres_url()
         assert admin is not None
         url, pg_name = await _fresh_postgres(admin)
+        pg_names.append(pg_name)
     engine = create_engine(url)
     await runner.upgrade(engine)
     init_keys(root / "keys")
@@ -150,10 +191,206 @@ async def _make_api(backend: str, root: Path) -> tuple[Api, str | None]:
     settings = Settings(database_url=url, key_dir=root / "keys")
     app = create_app(settings, telemetry=observability.TELEMETRY)
     await _remember_secrets(engine, app.state.keys)
+    await engine.dispose()
     # What the ASGI lifespan does at start-up (the in-process transport runs no lifespan).
     await verify_keys(app.state.engine, app.state.keys)
     app.state.keys_verified = True
-    return Api(backend, app, app.state.engine, district, url), pg_name
+    made = Api(backend, app, app.state.engine, district, url)
+    # The template for own_database copies: the district exactly as the tests start from it.
+    await app.state.engine.dispose()  # no connection may be open on a template's source
+    if backend == "sqlite":
+        template = str(root / "template.db")
+        shutil.copyfile(root / "xinqiao.db", template)
+    else:
+        admin = postgres_url()
+        assert admin is not None
+        template = f"{make_url(url).database}_template"
+        await _admin_sql(admin, f'CREATE DATABASE "{template}" TEMPLATE "{make_url(url).database}"')
+        pg_names.append(template)
+    shared = Shared(made, root, template, pg_names)
+    shared.counts = await row_counts(made.engine)
+    return shared
+
+
+async def _admin_sql(admin_url: str, statement: str) -> None:
+    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(statement))
+    await admin.dispose()
+
+
+def count_rows() -> Any:
+    """One statement: the number of rows of every table, as columns named after the tables."""
+    from domain import models  # noqa: F401  (every model registered on Base.metadata)
+    from domain.base import Base
+
+    tables = sorted(Base.metadata.tables.items())
+    return select(
+        *(select(func.count()).select_from(t).scalar_subquery().label(n) for n, t in tables)
+    )
+
+
+async def row_counts(engine: AsyncEngine) -> dict[str, int]:
+    """The number of rows of every table, on a connection of its own (what is committed)."""
+    async with engine.connect() as conn:
+        return dict((await conn.execute(count_rows())).one()._mapping)
+
+
+class Districts:
+    """The shared district of each backend, built the first time a test asks for it (so a run
+    that touches one backend builds one), kept for the whole run, and dropped at its end."""
+
+    def __init__(self, factory: pytest.TempPathFactory) -> None:
+        self.factory = factory
+        self.made: dict[str, Shared] = {}
+
+    async def get(self, backend: str) -> Shared:
+        if backend not in self.made:
+            self.made[backend] = await _make_shared(backend, self.factory.mktemp(backend))
+        return self.made[backend]
+
+    async def close(self) -> None:
+        for shared in self.made.values():
+            await shared.api.engine.dispose()
+            admin = postgres_url()
+            for name in shared.pg_names:
+                assert admin is not None
+                await _drop_postgres(admin, name)
+
+
+@asynccontextmanager
+async def isolated(shared: Shared) -> AsyncIterator[Api]:
+    """The shared app, with every session it opens on its database bound to one connection in
+    a transaction that is rolled back at the end."""
+    base = shared.api
+    async with base.engine.connect() as conn:
+        await conn.begin()
+        if conn.dialect.name == "sqlite":
+            # The sqlite3 driver begins a transaction only before INSERT, UPDATE or DELETE, and
+            # never before a SAVEPOINT: a released savepoint would then be committed for good.
+            # Begin it explicitly, so that every savepoint is nested in the transaction.
+            await conn.exec_driver_sql("BEGIN")
+        try:
+            with _one_statement_at_a_time(base.engine, conn):
+                async with _bound_to(base, conn) as bound:
+                    yield bound
+        finally:
+            await conn.rollback()
+
+
+class ConcurrentStatements(RuntimeError):
+    """An isolated test ran two statements at once (on its one connection)."""
+
+
+CONCURRENT = (
+    "two statements at once on the test's one connection (concurrent requests, a background "
+    "task, another thread?): mark the test own_database (tests/conftest.py)"
+)
+
+
+@contextmanager
+def _one_statement_at_a_time(engine: AsyncEngine, conn: Any) -> Iterator[None]:
+    """Fail a statement that starts while another is still running on the test's connection,
+    naming the cure, instead of letting the two corrupt each other's savepoints."""
+    sync = conn.sync_connection
+    running: list[str] = []
+
+    clashes: list[str] = []
+
+    def before(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if running:
+            clashes.append(statement)
+            raise ConcurrentStatements(CONCURRENT)
+        running.append(statement)
+
+    def after(*_: Any) -> None:
+        running.clear()
+
+    def failed(context: Any) -> None:
+        if context.connection is sync:
+            running.clear()
+
+    event.listen(sync, "before_cursor_execute", before)
+    event.listen(sync, "after_cursor_execute", after)
+    event.listen(engine.sync_engine, "handle_error", failed)
+    try:
+        yield
+    finally:
+        event.remove(engine.sync_engine, "handle_error", failed)
+        event.remove(sync, "after_cursor_execute", after)
+        event.remove(sync, "before_cursor_execute", before)
+    if clashes:  # the service may have turned the error into INTERNAL_ERROR: say it here too
+        pytest.fail(CONCURRENT)
+
+
+@asynccontextmanager
+async def _bound_to(base: Api, conn: Any) -> AsyncIterator[Api]:
+    sessions = async_sessionmaker(
+        bind=conn,
+        expire_on_commit=False,
+        autoflush=False,
+        join_transaction_mode="create_savepoint",
+    )
+    url = base.engine.url
+    unbound = domain.session.session_factory
+
+    def session_factory(engine: AsyncEngine) -> Any:
+        """domain.session.session_factory, bound to the test's transaction for this database
+        (system sessions, and the request sessions of apps a test creates on it)."""
+        return sessions if engine.url == url else unbound(engine)
+
+    graphql = base.app.state.graphql
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(domain.session, "session_factory", session_factory)
+        patch.setattr(app_module, "session_factory", session_factory)
+        patch.setattr(graphql, "sessions", sessions)
+        _forget_in_memory_state(base.app)
+        try:
+            # A copy of the ids: a test may add to them (an account it created).
+            yield replace(base, district=copy.deepcopy(base.district))
+        finally:
+            _forget_in_memory_state(base.app)
+
+
+def _forget_in_memory_state(app: Any) -> None:
+    """What the shared app remembers between requests, beyond the database: rate-limit
+    budgets and the persisted-query cache (which may hold a rolled-back registration)."""
+    graphql = app.state.graphql
+    graphql.registries._cache.clear()
+    for limiter in (graphql.lookup_limiter, graphql.request_limiter):
+        hits = getattr(limiter, "_hits", None)
+        if hits is not None:
+            hits.clear()
+
+
+@asynccontextmanager
+async def own_copy(shared: Shared, root: Path) -> AsyncIterator[Api]:
+    """A private copy of the district (and its keys) with an app of its own: writes commit."""
+    base = shared.api
+    shutil.copytree(base.app.state.settings.key_dir, root / "keys")
+    pg_name = None
+    if base.backend == "sqlite":
+        shutil.copyfile(shared.template, root / "own.db")
+        url = f"sqlite+aiosqlite:///{root / 'own.db'}"
+    else:
+        admin = postgres_url()
+        assert admin is not None
+        pg_name = f"xinqiao_test_{uuid.uuid4().hex[:10]}"
+        await _admin_sql(admin, f'CREATE DATABASE "{pg_name}" TEMPLATE "{shared.template}"')
+        url = make_url(base.url).set(database=pg_name).render_as_string(hide_password=False)
+    app = create_app(
+        replace(base.app.state.settings, database_url=url, key_dir=root / "keys"),
+        telemetry=observability.TELEMETRY,
+    )
+    app.state.keys_verified = True  # the same keys as the shared district's, checked there
+    try:
+        yield Api(base.backend, app, app.state.engine, copy.deepcopy(base.district), url)
+    finally:
+        await app.state.engine.dispose()
+        if pg_name:
+            admin = postgres_url()
+            assert admin is not None
+            await _drop_postgres(admin, pg_name)
 
 
 _DEMO_LOADED = False
@@ -180,6 +417,21 @@ async def _remember_secrets(engine: AsyncEngine, keys: Any) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     observability.capture_logs()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The random order's seed, also under ``-q`` (which hides the report header that names it):
+    ``--random-order-seed=N`` runs the same order again."""
+    if not config.pluginmanager.hasplugin("random_order"):
+        return
+    from random_order.config import Config as RandomOrder
+
+    order = RandomOrder(config)
+    if order.is_enabled:
+        terminalreporter.write_line(
+            f"random order: --random-order-bucket={order.bucket_type} "
+            f"--random-order-seed={order.seed}"
+        )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -216,18 +468,35 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         )
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-async def api(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Api]:
-    root = tmp_path_factory.mktemp(request.param)
-    made, pg_name = await _make_api(request.param, root)
+@pytest.fixture(scope="session")
+async def districts(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Districts]:
+    """Not parametrised: random order may alternate backends test by test, and each district
+    is still built once."""
+    made = Districts(tmp_path_factory)
     yield made
-    await made.engine.dispose()
-    if pg_name:
-        admin = postgres_url()
-        assert admin is not None
-        await _drop_postgres(admin, pg_name)
+    await made.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def api(
+    request: pytest.FixtureRequest,
+    districts: Districts,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Api]:
+    """The service on the backend's demo district, in a transaction rolled back after the test
+    (or, for tests marked ``own_database``, on a private copy of the district)."""
+    shared = await districts.get(request.param)
+    if request.node.get_closest_marker("own_database"):
+        async with own_copy(shared, tmp_path_factory.mktemp("own")) as mine:
+            yield mine
+    else:
+        async with isolated(shared) as bound:
+            yield bound
+    now = await row_counts(shared.api.engine)
+    changed = {t: (n, now[t]) for t, n in shared.counts.items() if now[t] != n}
+    if changed:
+        shared.counts = now  # report this test, not every test after it
+        pytest.fail(f"the test changed the shared district (table: before, after): {changed}")
 
 
 @pytest.fixture(params=BACKENDS)
@@ -243,9 +512,10 @@ async def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
     await _drop_postgres(admin, name)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def glass_broken(api: Api) -> None:
-    """police.donghu breaks glass on the emergency case of community 0, once per backend."""
+    """police.donghu breaks glass on the emergency case of community 0 (in the test's
+    transaction, like any write of the test)."""
     case_id = api.district.records[0]["emergency_case"]
     data = await api.data(
         "police.donghu",

@@ -3,14 +3,20 @@ withdrawal — and who can see each step."""
 
 from __future__ import annotations
 
-import base64
+import pytest
 
+from domain.persons import Gender
+from tests.builders import (
+    gid,
+    insert_case,
+    insert_person,
+    make_alert,
+    make_case,
+    make_person,
+    number_of,
+    pass_deadline,
+)
 from tests.conftest import Api
-
-
-def gid(type_name: str, number: int) -> str:
-    return base64.b64encode(f"{type_name}:{number}".encode()).decode()
-
 
 ASSESS = """mutation($in: RecordAssessmentInput!) { recordAssessment(input: $in) {
   assessment { id instrument score severity } alertRaised errors { code field } } }"""
@@ -206,36 +212,21 @@ async def test_risk_change_reroutes_the_case_and_alerts_the_new_team(api: Api) -
     assert (await api.data("social.donghu", query, {"id": case}))["node"] is None
 
 
+# Three escalation runs at once: three connections, committed.
+@pytest.mark.own_database
 async def test_overdue_alerts_escalate_once_however_many_runs(api: Api) -> None:
     import asyncio
-    from datetime import UTC, datetime, timedelta
+    from datetime import UTC, datetime
 
-    from sqlalchemy import select, update
+    from sqlalchemy import select
 
     from api.jobs import escalate_overdue
     from domain import models as m
     from domain.session import system_session
 
-    raised = await api.data(
-        "hotline",
-        """mutation($in: RaiseAlertInput!) { raiseAlert(input: $in) {
-        alert { id } errors { code } } }""",
-        {
-            "in": {
-                "channel": "HOTLINE_96525",
-                "riskLevel": "LOW",
-                "areaUnit": gid("Unit", api.district.communities[2]["grid"]),
-            }
-        },
-    )
-    alert_id = int(base64.b64decode(raised["raiseAlert"]["alert"]["id"]).decode().split(":")[1])
-    async with system_session(api.engine, reason="test: the deadline passes") as s:
-        await s.execute(
-            update(m.Alert)
-            .where(m.Alert.id == alert_id)
-            .values(ack_deadline=datetime.now(UTC) - timedelta(minutes=1))
-        )
-        await s.commit()
+    raised = await make_alert(api, community=2)
+    alert_id = number_of(raised)
+    await pass_deadline(api, raised)
     await asyncio.gather(*(escalate_overdue(api.engine) for _ in range(3)))
     async with system_session(api.engine, reason="test") as s:
         alert = (await s.execute(select(m.Alert).where(m.Alert.id == alert_id))).scalar_one()
@@ -297,21 +288,9 @@ STATUS = """mutation($id: ID!, $s: CaseStatus!, $r: String, $drop: Boolean! = fa
 async def test_follow_ups_due_lists_completion_and_the_closing_rule(api: Api) -> None:
     from datetime import UTC, datetime, timedelta
 
-    # A case of its own (the shared demo records stay as the privacy matrix expects them).
-    grid = gid("Unit", api.district.communities[1]["grid"])
-    person = await api.data(
-        "social.donghu",
-        """mutation($g: ID!) { createPerson(input: {name: "随访对象", gender: FEMALE,
-        birthDate: "1980-02-02", residenceUnit: $g}) { person { id } } }""",
-        {"g": grid},
-    )
-    opened = await api.data(
-        "social.donghu",
-        """mutation($s: ID!) { openCase(input: {subject: $s,
-        sourceChannel: WALK_IN, riskLevel: LOW}) { case { id } errors { code } } }""",
-        {"s": person["createPerson"]["person"]["id"]},
-    )
-    case = opened["openCase"]["case"]["id"]
+    # A case of its own.
+    person = await make_person(api, name="随访对象", birthDate="1980-02-02")
+    case = await make_case(api, person)
     for status in ("ASSESSING", "ACTIVE"):
         await api.data("social.donghu", STATUS, {"id": case, "s": status})
     soon = (datetime.now(UTC) + timedelta(days=1)).isoformat()
@@ -369,7 +348,7 @@ async def test_follow_ups_due_lists_completion_and_the_closing_rule(api: Api) ->
     from domain.access_log import AccessEvent
     from domain.session import system_session
 
-    subject = int(base64.b64decode(person["createPerson"]["person"]["id"]).decode().split(":")[1])
+    subject = number_of(person)
     async with system_session(api.engine, reason="test assertion") as s:
         writes = {
             (e.entity, e.reason)
@@ -391,7 +370,6 @@ async def test_follow_ups_due_lists_completion_and_the_closing_rule(api: Api) ->
 
 async def test_intake_matches_creates_or_flags(api: Api) -> None:
 
-    from domain import models as m
     from domain.session import system_session
     from domain.values import id_check_char
 
@@ -435,13 +413,14 @@ async def test_intake_matches_creates_or_flags(api: Api) -> None:
         )
     )["raiseAlert"]
     assert created["alert"]["person"]["name"] == "新来电者", "the hotline sees who it registered"
-    from api.keyring import seal_row
-
     async with system_session(api.engine, reason="test: a second person with that phone") as s:
-        twin = m.Person(gender="unknown", residence_unit_id=api.district.communities[0]["grid"])
-        twin.set_categories(set())
-        s.add(twin)
-        await seal_row(s, api.app.state.keys, twin, {"name": "同号码", "phone": "13700000001"})
+        await insert_person(
+            s,
+            api.app.state.keys,
+            residence=api.district.communities[0]["grid"],
+            gender=Gender.UNKNOWN,
+            sealed={"name": "同号码", "phone": "13700000001"},
+        )
         await s.commit()
     flagged = (
         await api.data(
@@ -497,23 +476,20 @@ async def test_a_worker_is_assigned_only_where_their_role_may_work_the_case(api:
 
 
 async def test_nobody_is_assigned_to_a_closed_case(api: Api) -> None:
-    from domain import models as m
     from domain.session import system_session
 
     community = api.district.communities[3]
     async with system_session(api.engine, reason="test setup: a closed case") as s:
-        kase = m.Case(
-            subject_id=api.district.records[3]["adult"],
-            area_unit_id=community["grid"],
-            source_channel="hotline_96525",
-            risk_level="medium",
+        kase = await insert_case(
+            s,
+            api.app.state.keys,
+            subject=api.district.records[3]["adult"],
+            area=community["grid"],
+            lead=api.district.units["governance"],
             status="closed",
-            lead_unit_id=api.district.units["governance"],
+            risk="medium",
+            channel="hotline_96525",
         )
-        s.add(kase)
-        from api.keyring import seal_row
-
-        await seal_row(s, api.app.state.keys, kase, {"presenting_problem": "演示"})
         await s.commit()
         case_id = kase.id
     out = await api.data(
@@ -543,19 +519,8 @@ UPDATE_CASE = """mutation($id: ID!, $in: UpdateCaseInput!) { updateCase(id: $id,
 
 
 async def test_the_support_plan_is_written_by_the_team_within_what_it_may_read(api: Api) -> None:
-    person = await api.data(
-        "social.donghu",
-        """mutation($u: ID!) { createPerson(input: {name: "计划测试", gender: MALE,
-        birthDate: "1970-01-01", residenceUnit: $u}) { person { id } } }""",
-        {"u": gid("Unit", api.district.communities[1]["grid"])},
-    )
-    opened = await api.data(
-        "social.donghu",
-        """mutation($s: ID!) { openCase(input: {subject: $s, sourceChannel: GRID_REPORT,
-        riskLevel: LOW}) { case { id } errors { code } } }""",
-        {"s": person["createPerson"]["person"]["id"]},
-    )
-    case = opened["openCase"]["case"]["id"]
+    person = await make_person(api, name="计划测试", gender="MALE", birthDate="1970-01-01")
+    case = await make_case(api, person, channel="GRID_REPORT")
     plan = "每周电话随访一次；链接社区志愿者陪伴；两周后复评"
     written = await api.data(
         "social.donghu", UPDATE_CASE, {"id": case, "in": {"supportPlan": plan}}

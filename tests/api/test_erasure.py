@@ -4,21 +4,16 @@ unreadable, lookups by blind index find nothing, the skeleton stays, and the era
 from __future__ import annotations
 
 import base64
+from datetime import date
 
 from sqlalchemy import func, select
 
-from api.keyring import seal_row
 from domain import models as m
 from domain.base import Base
 from domain.sealing import encrypted_columns, sealed_models
 from domain.session import system_session
-from domain.values import id_check_char
+from tests.builders import gid, id_number, insert_assessment, make_case, make_person, number_of
 from tests.conftest import Api
-
-
-def gid(type_name: str, number: int) -> str:
-    return base64.b64encode(f"{type_name}:{number}".encode()).decode()
-
 
 ERASE = """mutation($id: ID!, $r: String!) { erasePerson(id: $id, reason: $r) {
   erased errors { code field } } }"""
@@ -28,23 +23,16 @@ READ = """query($id: ID!) { node(id: $id) { ... on Person { name phone gender
 
 
 async def test_an_erased_person_is_unreadable_and_unfindable(api: Api) -> None:
-    body = "99010319700101777"
-    number = body + id_check_char(body)
-    created = await api.data(
-        "social.donghu",
-        """mutation($u: ID!, $n: String!) { createPerson(input: {name: "待删除", gender: MALE,
-        birthDate: "1970-01-01", idNumber: $n, phone: "13911112222", residenceUnit: $u}) {
-        person { id } errors { code } } }""",
-        {"u": gid("Unit", api.district.communities[1]["grid"]), "n": number},
+    number = id_number("990103", date(1970, 1, 1), 777)
+    person = await make_person(
+        api,
+        name="待删除",
+        gender="MALE",
+        birthDate="1970-01-01",
+        idNumber=number,
+        phone="13911112222",
     )
-    person = created["createPerson"]["person"]["id"]
-    opened = await api.data(
-        "social.donghu",
-        """mutation($s: ID!) { openCase(input: {subject: $s, sourceChannel: GRID_REPORT,
-        riskLevel: LOW, presentingProblem: "独居"}) { case { id } errors { code } } }""",
-        {"s": person},
-    )
-    case = opened["openCase"]["case"]["id"]
+    case = await make_case(api, person, channel="GRID_REPORT", presentingProblem="独居")
     # Text about the person in other tables, all sealed under their key.
     wrote = await api.data(
         "social.donghu",
@@ -72,18 +60,19 @@ async def test_an_erased_person_is_unreadable_and_unfindable(api: Api) -> None:
         {"f": more["f"]["followUp"]["id"]},
     )
     assert dropped["dropFollowUp"]["errors"] == []
-    case_number = int(base64.b64decode(case).decode().split(":")[1])
-    person_number = int(base64.b64decode(person).decode().split(":")[1])
+    case_number = number_of(case)
+    person_number = number_of(person)
     async with system_session(api.engine, reason="test: a counsellor's assessment") as s:
-        assessment = m.Assessment(
-            person_id=person_number,
-            case_id=case_number,
+        await insert_assessment(
+            s,
+            api.app.state.keys,
+            person=person_number,
+            case=case_number,
             instrument="phq9",
             score=8,
             severity="mild",
+            answers=[1, 1, 1, 1, 1, 1, 1, 1, 0],
         )
-        s.add(assessment)
-        await seal_row(s, api.app.state.keys, assessment, {"answers": [1, 1, 1, 1, 1, 1, 1, 1, 0]})
         await s.commit()
     assert wrote["r"]["errors"] == [], "raised (read back by the area's team, not the writer)"
     assert len((await api.data("grid.donghu", LOOKUP, {"n": number}))["lookupPersons"]) == 1
@@ -170,13 +159,9 @@ async def test_an_erased_person_is_unreadable_and_unfindable(api: Api) -> None:
 
 async def test_updates_log_sealed_fields_by_name_only(api: Api) -> None:
     """A keyed hash of an old phone number in the append-only log would outlive erasure."""
-    created = await api.data(
-        "social.donghu",
-        """mutation($u: ID!) { createPerson(input: {name: "改号", gender: MALE,
-        birthDate: "1971-01-01", phone: "13922223333", residenceUnit: $u}) { person { id } } }""",
-        {"u": gid("Unit", api.district.communities[1]["grid"])},
+    person = await make_person(
+        api, name="改号", gender="MALE", birthDate="1971-01-01", phone="13922223333"
     )
-    person = created["createPerson"]["person"]["id"]
     await api.data(
         "social.donghu",
         """mutation($id: ID!) { updatePerson(id: $id, input: {phone: "13944445555"}) {

@@ -3,7 +3,8 @@ privacy engine, logged like reads; escalations pushed too; nothing but subscript
 socket; no connection without a valid staff token.
 
 The socket is served by a second app on the same database (as a second server process would be),
-driven by Starlette's test client in its own thread.
+driven by Starlette's test client in its own thread; those tests run on a database of their own
+(``own_database``), where what the test raises is committed for the server to see.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 from starlette.testclient import TestClient, WebSocketTestSession
 from starlette.websockets import WebSocketDisconnect
 
@@ -27,16 +28,13 @@ from domain import models as m
 from domain.base import utcnow
 from domain.session import system_session
 from tests import observability
+from tests.builders import gid, make_alert, number_of, pass_deadline
 from tests.conftest import Api
 
 PROTOCOL = ["graphql-transport-ws"]
 SUBSCRIBE = """subscription Live { alertEvents { kind alert { id riskLevel summary status
   targetUnit { id } redactedFields } } }"""
 RAISE = """mutation($in: RaiseAlertInput!) { raiseAlert(input: $in) { alert { id } errors { code } } }"""
-
-
-def gid(type_name: str, number: int) -> str:
-    return base64.b64encode(f"{type_name}:{number}".encode()).decode()
 
 
 @pytest.fixture
@@ -88,6 +86,8 @@ async def _settle() -> None:
     await asyncio.sleep(0.3)
 
 
+# The socket is served from Starlette's test client: another thread, event loop and connection.
+@pytest.mark.own_database
 async def test_new_and_escalated_alerts_reach_those_who_may_see_them(
     api: Api, server: TestClient
 ) -> None:
@@ -100,19 +100,7 @@ async def _new_and_escalated(api: Api, server: TestClient, stack: ExitStack) -> 
     governance = _connect(server, api, "zongzhi", stack)
     volunteer = _connect(server, api, "volunteer.li", stack)
     await _settle()
-    raised = await api.data(
-        "hotline",
-        RAISE,
-        {
-            "in": {
-                "channel": "HOTLINE_96525",
-                "riskLevel": "LOW",
-                "areaUnit": gid("Unit", api.district.communities[0]["grid"]),
-                "summary": "来电者称独居老人近一周闭门不出",
-            }
-        },
-    )
-    alert_id = raised["raiseAlert"]["alert"]["id"]
+    alert_id = await make_alert(api, summary="来电者称独居老人近一周闭门不出")
 
     event = await _event_for(grid, alert_id)
     assert event["kind"] == "RAISED"
@@ -124,14 +112,8 @@ async def _new_and_escalated(api: Api, server: TestClient, stack: ExitStack) -> 
     assert "summary" in to_governance["alert"]["redactedFields"]
 
     # Escalation (nobody acknowledged in time): pushed again, to whoever may see it now.
-    number = int(base64.b64decode(alert_id).decode().split(":")[1])
-    async with system_session(api.engine, reason="test: the deadline passes") as s:
-        await s.execute(
-            update(m.Alert)
-            .where(m.Alert.id == number)
-            .values(ack_deadline=utcnow() - timedelta(minutes=1))
-        )
-        await s.commit()
+    number = number_of(alert_id)
+    await pass_deadline(api, alert_id)
     assert await escalate_overdue(api.engine) >= 1
     escalated = await _event_for(governance, alert_id)
     assert escalated["kind"] == "ESCALATED" and escalated["alert"]["status"] == "ESCALATED"
@@ -157,6 +139,8 @@ async def _new_and_escalated(api: Api, server: TestClient, stack: ExitStack) -> 
     assert {"grid.donghu", "zongzhi"} <= actors and "volunteer.li" not in actors
 
 
+# The socket is served from Starlette's test client: another thread, event loop and connection.
+@pytest.mark.own_database
 async def test_the_socket_runs_subscriptions_only(api: Api, server: TestClient) -> None:
     with server.websocket_connect("/graphql", subprotocols=PROTOCOL) as socket:
         socket.send_json(
@@ -179,6 +163,8 @@ async def test_the_socket_runs_subscriptions_only(api: Api, server: TestClient) 
         assert reply["payload"]["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
 
 
+# The socket is served from Starlette's test client: another thread, event loop and connection.
+@pytest.mark.own_database
 @pytest.mark.parametrize("payload", [{}, {"Authorization": "Bearer not-a-token"}])
 def test_no_connection_without_a_valid_token(
     api: Api, server: TestClient, payload: dict[str, str]
@@ -196,6 +182,8 @@ def test_no_connection_without_a_valid_token(
     assert refused() == before + 1, "counted as a refused token over HTTP would be"
 
 
+# The socket is served from Starlette's test client: another thread, event loop and connection.
+@pytest.mark.own_database
 async def test_a_revoked_token_stops_the_stream(
     api: Api, server: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -255,6 +243,8 @@ async def test_the_feed_delivers_each_routing_once(api: Api) -> None:
     assert await feed.poll() == [] and await feed.poll() == [], "and never again"
 
 
+# The socket is served from Starlette's test client: another thread, event loop and connection.
+@pytest.mark.own_database
 def test_where_staff_run_only_registered_operations_so_do_subscriptions(api: Api) -> None:
     settings = api.app.state.settings
     app = create_app(
@@ -279,6 +269,8 @@ def test_where_staff_run_only_registered_operations_so_do_subscriptions(api: Api
         assert refused["payload"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_ALLOWED"
 
 
+# The socket is served from Starlette's test client: another thread, event loop and connection.
+@pytest.mark.own_database
 async def test_no_live_message_leaves_when_the_log_cannot_be_written(
     api: Api, server: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -313,6 +305,8 @@ async def test_no_live_message_leaves_when_the_log_cannot_be_written(
         assert "日志不可写" not in str(message) and "disk full" not in str(message)
 
 
+# The feed polls in a task of its own while the test raises an alert: two statements at once.
+@pytest.mark.own_database
 async def test_the_feed_survives_a_quick_resubscribe_and_stops_cleanly(api: Api) -> None:
     """The last subscriber leaving asks the feed to stop between polls (a cancel in the middle
     of a query could hang the connection's teardown); a subscriber arriving meanwhile gets a

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from domain import models as m
 from domain.session import system_session
 from domain.values import id_check_char
+from tests.builders import make_person
 from tests.conftest import Api
 
 CREATE_PERSON = """
@@ -163,25 +164,8 @@ mutation($id: ID!, $status: CaseStatus!, $reason: String) {
 }"""
 
 
-async def _new_person(api: Api, user: str = "social.donghu") -> str:
-    data = await api.data(
-        user,
-        CREATE_PERSON,
-        {
-            "input": {
-                "name": "个案对象",
-                "gender": "FEMALE",
-                "birthDate": "1985-06-01",  # an unknown birth date would count as a minor's
-                "residenceUnit": grid_unit(api, 1),
-            }
-        },
-    )
-    assert data["createPerson"]["errors"] == []
-    return str(data["createPerson"]["person"]["id"])
-
-
 async def test_case_lifecycle(api: Api) -> None:
-    subject = await _new_person(api)
+    subject = await make_person(api, name="个案对象")
     opened = (
         await api.data(
             "social.donghu",
@@ -228,7 +212,7 @@ async def test_case_lifecycle(api: Api) -> None:
 
 
 async def test_intervention_and_alert(api: Api) -> None:
-    subject = await _new_person(api)
+    subject = await make_person(api, name="个案对象")
     case_id = (
         await api.data(
             "social.donghu",
@@ -293,7 +277,7 @@ async def test_intervention_and_alert(api: Api) -> None:
 
 
 async def test_family_membership(api: Api) -> None:
-    person = await _new_person(api)
+    person = await make_person(api, name="个案对象")
     fam = await api.data(
         "social.donghu",
         """

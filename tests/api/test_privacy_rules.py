@@ -13,6 +13,7 @@ from domain.access_log import AccessEvent
 from domain.consents import ConsentGiver
 from domain.referrals import ReferralStatus
 from domain.session import system_session
+from tests.builders import insert_case, insert_consent, insert_referral
 from tests.conftest import Api
 
 
@@ -208,39 +209,32 @@ async def test_sharing_a_child_under_14_needs_a_guardian_consent(api: Api) -> No
     records = api.district.records[3]
     child = records["child_u14"]
     async with system_session(api.engine, reason="test setup: refer a child's case") as s:
-        kase = m.Case(
-            subject_id=child,
-            area_unit_id=api.district.communities[3]["grid"],
-            source_channel="school_screening",
-            risk_level="low",
-            status="active",
-            lead_unit_id=api.district.communities[3]["grid"],
+        # Accepted on the child's own consent: a state the API refuses to reach.
+        kase = await insert_case(
+            s,
+            api.app.state.keys,
+            subject=child,
+            area=api.district.communities[3]["grid"],
+            lead=api.district.communities[3]["grid"],
+            channel="school_screening",
         )
-        s.add(kase)
-        from api.keyring import seal_row
-
-        await seal_row(s, api.app.state.keys, kase, {"presenting_problem": "演示"})
-        await s.flush()
-        consent = m.Consent(
-            person_id=child,
-            given_by=ConsentGiver.SUBJECT,
-            recipient_unit_id=api.district.units["partner"],
+        consent = await insert_consent(
+            s,
+            person=child,
+            recipient=api.district.units["partner"],
             purpose="咨询",
             scope="basic,case_admin,narrative",
         )
-        s.add(consent)
-        await s.flush()
-        referral = m.Referral(
-            case_id=kase.id,
-            person_id=child,
-            from_unit_id=kase.lead_unit_id,
-            to_unit_id=api.district.units["partner"],
+        await insert_referral(
+            s,
+            case=kase.id,
+            person=child,
+            from_unit=kase.lead_unit_id,
+            to_unit=api.district.units["partner"],
+            consent=consent.id,
             purpose="咨询",
-            shared_classes="basic,case_admin,narrative",
-            status=ReferralStatus.ACCEPTED,
-            consent_id=consent.id,
+            shared="basic,case_admin,narrative",
         )
-        s.add(referral)
         await s.commit()
         case_id, consent_id = kase.id, consent.id
     query = "query($id: ID!) { node(id: $id) { ... on Case { status } } }"

@@ -7,11 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from domain import models as m
 from domain.access_log import AccessEvent
-from domain.consents import ConsentGiver
 from domain.referrals import ReferralStatus
 from domain.session import system_session
+from tests.builders import insert_consent, insert_referral
 from tests.conftest import Api
 
 
@@ -37,28 +36,25 @@ async def test_masked_id_number_is_not_given_with_the_birth_date(api: Api) -> No
 async def test_a_stale_broad_referral_does_not_widen_a_valid_narrow_one(api: Api) -> None:
     records = api.district.records[0]
     async with system_session(api.engine, reason="test: a stale referral") as s:
-        consent = m.Consent(
-            person_id=records["referred_subject"],
-            given_by=ConsentGiver.SUBJECT,
-            recipient_unit_id=api.district.units["partner"],
+        consent = await insert_consent(
+            s,
+            person=records["referred_subject"],
+            recipient=api.district.units["partner"],
             purpose="old",
             scope="basic,identity,contact,id_number,clinical",
             withdrawn_at=datetime.now(UTC),
         )
-        s.add(consent)
-        await s.flush()
-        s.add(
-            m.Referral(
-                case_id=records["referred_case"],
-                person_id=records["referred_subject"],
-                from_unit_id=api.district.units["partner"],
-                to_unit_id=api.district.units["partner"],
-                purpose="old",
-                shared_classes="basic,identity,contact,id_number,clinical",
-                status=ReferralStatus.ACCEPTED,
-                consent_id=consent.id,
-                expires_at=datetime.now(UTC) - timedelta(days=1),
-            )
+        await insert_referral(
+            s,
+            case=records["referred_case"],
+            person=records["referred_subject"],
+            from_unit=api.district.units["partner"],
+            to_unit=api.district.units["partner"],
+            consent=consent.id,
+            purpose="old",
+            shared="basic,identity,contact,id_number,clinical",
+            status=ReferralStatus.ACCEPTED,
+            expires_at=datetime.now(UTC) - timedelta(days=1),
         )
         await s.commit()
     person = (

@@ -5,28 +5,22 @@ small cells suppressed — and who can see each of them."""
 from __future__ import annotations
 
 import base64
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from api.keyring import seal_row
 from domain import models as m
 from domain.persons import Gender
 from domain.session import system_session
-from domain.values import id_check_char
+from tests.builders import gid, id_number, insert_person
 from tests.conftest import Api
-
-
-def gid(type_name: str, number: int) -> str:
-    return base64.b64encode(f"{type_name}:{number}".encode()).decode()
 
 
 def student_id(n: int, born: date = date(2011, 3, 1)) -> str:
     # Region 990101 is used by no demo person: these numbers belong to this module's students.
-    body = f"990101{born:%Y%m%d}{n:03d}"
-    return body + id_check_char(body)
+    return id_number("990101", born, n)
 
 
 CAMPAIGN = """mutation($in: CreateScreeningCampaignInput!) { createScreeningCampaign(input: $in) {
@@ -47,9 +41,10 @@ GRADE_SIZES = {7: 14, 8: 12, 9: 3}
 """29 students: grade 9 is a small cell, and forces complementary suppression."""
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 async def students(api: Api) -> dict[str, Any]:
-    """This module's own students of school2 (and one of school1), created once per backend."""
+    """This module's own students of school2 (and one of school1), as the school's roster
+    import registers pupils: sealed under their own data keys."""
     school2 = api.district.units["school2"]
     school1 = api.district.units["school1"]
     home = api.district.communities[0]["grid"]
@@ -68,21 +63,14 @@ async def students(api: Api) -> dict[str, Any]:
 
 
 async def _student(s: Any, api: Api, number: str, home: int, school: int) -> None:
-    """As the school's roster import would register a pupil: sealed under their own data key."""
-    person = m.Person(
-        gender=Gender.FEMALE,
-        birth_year=2011,
-        residence_unit_id=home,
-        school_unit_id=school,
-        created_at=datetime.now(UTC),
-    )
-    person.set_categories(set())
-    s.add(person)
-    await seal_row(
+    await insert_person(
         s,
         api.app.state.keys,
-        person,
-        {"name": "测试学生", "id_number": number, "birth_date": date(2011, 3, 1)},
+        residence=home,
+        school=school,
+        gender=Gender.FEMALE,
+        birth_year=2011,
+        sealed={"name": "测试学生", "id_number": number, "birth_date": date(2011, 3, 1)},
     )
 
 
@@ -223,7 +211,7 @@ async def test_a_dry_run_checks_everything_and_writes_nothing(
     assert (await _db_counts(api, campaign))[0] == 0
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 async def imported(api: Api, students: dict[str, Any]) -> str:
     campaign = await _campaign(api, "2026年秋季心理普查")
     data = await api.data(

@@ -15,6 +15,7 @@ from api.telemetry import Telemetry
 from domain import models as m
 from domain.session import create_engine, system_session
 from tests import observability
+from tests.builders import make_alert, number_of, pass_deadline
 from tests.conftest import Api
 
 PERSONS = """query Persons { persons(first: 20) { edges { node { id name idNumber phone } } } }"""
@@ -167,34 +168,12 @@ async def test_escalations_are_counted(api: Api) -> None:
     ``xinqiao.alerts.escalated`` counter's ``add`` as ``on_escalated``), and gives each tick a
     trace id of its own."""
     import asyncio
-    import base64
-    from datetime import UTC, datetime, timedelta
-
-    from sqlalchemy import update
 
     from api import jobs
 
-    raised = await api.data(
-        "hotline",
-        """mutation($in: RaiseAlertInput!) { raiseAlert(input: $in) { alert { id } } }""",
-        {
-            "in": {
-                "channel": "HOTLINE_96525",
-                "riskLevel": "LOW",
-                "areaUnit": base64.b64encode(
-                    f"Unit:{api.district.communities[2]['grid']}".encode()
-                ).decode(),
-            }
-        },
-    )
-    alert_id = int(base64.b64decode(raised["raiseAlert"]["alert"]["id"]).decode().split(":")[1])
-    async with system_session(api.engine, reason="test: the deadline passes") as s:
-        await s.execute(
-            update(m.Alert)
-            .where(m.Alert.id == alert_id)
-            .values(ack_deadline=datetime.now(UTC) - timedelta(minutes=1))
-        )
-        await s.commit()
+    raised = await make_alert(api, community=2)
+    alert_id = number_of(raised)
+    await pass_deadline(api, raised)
 
     stop = asyncio.Event()
     seen: list[int] = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,21 @@ from starlette.testclient import TestClient
 
 from api import keyring
 from api.app import create_app
-from api.cli.demo import load_demo
 from api.settings import Settings
 from domain.base import Base
 from domain.keys import DataKeyRecord, KeyRing
 from domain.sealing import encrypted_columns, index_columns, sealed_models, unseal
 from domain.session import create_engine, system_session
+from domain.units import UnitKind
 from migrations import runner
+from tests.builders import (
+    id_number,
+    insert_case,
+    insert_family,
+    insert_intervention,
+    insert_person,
+    insert_unit,
+)
 from tests.cli.test_cli import cli
 
 
@@ -202,6 +211,47 @@ async def _sealed_values(engine: AsyncEngine, ring: KeyRing) -> dict[tuple[str, 
     return out
 
 
+async def _a_few_records(engine: AsyncEngine, ring: KeyRing) -> None:
+    """Twelve residents with names, ID numbers, phones and addresses, two families and four
+    cases with an intervention each: fourteen data keys (two half-passes of four and a rest),
+    sealed text in every kind of table, and blind indexes."""
+    async with system_session(engine, reason="test setup") as s:
+        street = await insert_unit(s, name="测试街道", kind=UnitKind.STREET)
+        grid = await insert_unit(s, name="测试网格", kind=UnitKind.GRID, parent=street)
+        residents = []
+        for i in range(12):
+            born = date(1960 + i, 3, 1)
+            sealed = {
+                "name": f"测试居民{i}",
+                "id_number": id_number("990104", born, i),
+                "phone": f"1390000{i:04d}",
+                "address": f"测试路{i}号",
+                "birth_date": born,
+            }
+            residents.append(
+                await insert_person(s, ring, residence=grid.id, birth_year=born.year, sealed=sealed)
+            )
+        for head, spouse in (residents[0:2], residents[2:4]):
+            await insert_family(
+                s,
+                ring,
+                residence=grid.id,
+                members=[(head, "head"), (spouse, "spouse")],
+                circumstances="低保家庭，需要定期走访",
+            )
+        for resident in residents[4:8]:
+            case = await insert_case(
+                s,
+                ring,
+                subject=resident.id,
+                area=grid.id,
+                lead=grid.id,
+                presenting_problem="近来失眠，情绪低落",
+            )
+            await insert_intervention(s, ring, case=case, unit=grid.id, notes="入户走访，了解近况")
+        await s.commit()
+
+
 def _database_bytes(url: str) -> bytes:
     if url.startswith("sqlite"):
         path = Path(url.removeprefix("sqlite+aiosqlite:///"))
@@ -227,7 +277,7 @@ async def test_rekeying_stopped_half_way_and_resumed_reseals_everything(
     key_dir = tmp_path / "keys"
     keyring.init_keys(key_dir)
     ring = keyring.load(key_dir)
-    await load_demo(engine, persons=12, seed=3, keys=ring)
+    await _a_few_records(engine, ring)
     await keyring.verify(engine, ring)
     before = await _sealed_values(engine, ring)
     assert {t for t, _, _ in before} >= {"persons", "cases", "interventions", "families"}

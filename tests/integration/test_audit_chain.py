@@ -1,4 +1,9 @@
-"""The access log is a single verifiable chain; tampering is refused or detected."""
+"""The access log is a single verifiable chain; tampering is refused or detected.
+
+Every test here has the district's access log to itself and edits it from connections and
+processes of its own (a superuser's tampering, ``xinqiao audit verify``, concurrent requests): it
+runs on a private copy of the demo district (``own_database``), which starts with an empty log.
+"""
 
 from __future__ import annotations
 
@@ -15,34 +20,26 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from api.app import create_app
-from api.cli.demo import load_demo
-from api.keyring import init_keys
-from api.keyring import load as load_keys
-from api.settings import Settings
 from audit.keys import AUDIT_SIGNING_KEY, load_or_create_ed25519
 from audit.log import append
 from audit.retention import RetentionRefused, purge
 from audit.verify import verify_log
 from domain.access_log import AccessEvent
-from domain.session import create_engine, system_session
-from migrations import runner
+from domain.session import system_session
 from tests.conftest import Api
 
 XINQIAO = str(Path(sys.executable).with_name("xinqiao"))
 
 
+pytestmark = pytest.mark.own_database
+
+
 @pytest.fixture
-async def fresh(empty_database: str, tmp_path: Path) -> Api:
-    engine = create_engine(empty_database)
-    await runner.upgrade(engine)
-    init_keys(tmp_path / "keys")
-    district = await load_demo(engine, persons=50, seed=5, keys=load_keys(tmp_path / "keys"))
-    await engine.dispose()
-    init_keys(tmp_path / "keys")
-    app = create_app(Settings(database_url=empty_database, key_dir=tmp_path / "keys"))
-    api = Api("fresh", app, app.state.engine, district, empty_database)
-    yield api
-    await app.state.engine.dispose()
+async def fresh(api: Api) -> Api:
+    """The service on a private copy of the demo district, its access log still empty."""
+    async with system_session(api.engine, reason="test: the log starts empty") as s:
+        assert (await s.execute(select(AccessEvent.seq))).first() is None
+    return api
 
 
 async def _some_reads(api: Api, n: int = 3) -> None:
@@ -267,22 +264,14 @@ async def test_every_personal_field_read_produces_an_event(fresh: Api) -> None:
     assert checked >= 12
 
 
-async def test_checkpoints_are_signed_periodically(empty_database: str, tmp_path: Path) -> None:
+async def test_checkpoints_are_signed_periodically(fresh: Api) -> None:
     from dataclasses import replace
 
     from domain.access_log import AuditCheckpoint
 
-    engine = create_engine(empty_database)
-    await runner.upgrade(engine)
-    init_keys(tmp_path / "keys")
-    district = await load_demo(engine, persons=20, seed=2, keys=load_keys(tmp_path / "keys"))
-    await engine.dispose()
-    init_keys(tmp_path / "keys")
-    settings = replace(
-        Settings(database_url=empty_database, key_dir=tmp_path / "keys"), audit_checkpoint_every=10
-    )
+    settings = replace(fresh.app.state.settings, audit_checkpoint_every=10)
     app = create_app(settings)
-    api = Api("periodic", app, app.state.engine, district, empty_database)
+    api = Api("periodic", app, app.state.engine, fresh.district, fresh.url)
     for _ in range(4):
         await api.data("social.donghu", "{ persons(first: 8) { edges { node { name } } } }")
     async with system_session(api.engine, reason="test") as s:

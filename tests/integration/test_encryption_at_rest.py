@@ -6,7 +6,6 @@ data."""
 
 from __future__ import annotations
 
-import base64
 import subprocess
 from collections import defaultdict
 from pathlib import Path
@@ -15,12 +14,9 @@ from sqlalchemy import select, update
 
 from domain import models as m
 from domain.session import system_session
+from tests.builders import gid, make_person, number_of
 from tests.conftest import Api
 from tests.observability import open_sealed
-
-
-def gid(type_name: str, number: int) -> str:
-    return base64.b64encode(f"{type_name}:{number}".encode()).decode()
 
 
 async def _all_plain(api: Api) -> dict[str, list[str]]:
@@ -62,15 +58,10 @@ async def test_no_sealed_field_is_stored_in_the_clear(api: Api, tmp_path: Path) 
 
 
 async def test_a_ciphertext_moved_to_another_row_fails_loudly(api: Api) -> None:
-    created = []
-    for name in ("甲某某", "乙某某"):
-        data = await api.data(
-            "social.donghu",
-            """mutation($u: ID!, $n: String!) { createPerson(input: {name: $n, gender: FEMALE,
-            birthDate: "1960-06-06", residenceUnit: $u}) { person { id } errors { code } } }""",
-            {"u": gid("Unit", api.district.communities[1]["grid"]), "n": name},
-        )
-        created.append(int(base64.b64decode(data["createPerson"]["person"]["id"]).decode()[7:]))
+    created = [
+        number_of(await make_person(api, name=name, birthDate="1960-06-06"))
+        for name in ("甲某某", "乙某某")
+    ]
     async with system_session(api.engine, reason="test: an attacker swaps two ciphertexts") as s:
         rows = await s.execute(select(m.Person.id, m.Person.name).where(m.Person.id.in_(created)))
         names = {person_id: name for person_id, name in rows.all()}
@@ -83,7 +74,7 @@ async def test_a_ciphertext_moved_to_another_row_fails_loudly(api: Api) -> None:
             "query($id: ID!) { node(id: $id) { ... on Person { name } } }",
             {"id": gid("Person", first)},
         )
-    finally:  # the district is shared: later tests list this community's persons
+    finally:  # put back before the assertions below read the person again
         async with system_session(api.engine, reason="test: undo the swap") as s:
             await s.execute(update(m.Person).where(m.Person.id == first).values(name=names[first]))
             await s.commit()

@@ -1,4 +1,7 @@
-"""The privacy gate's safety net and scope rules, below the API."""
+"""The privacy gate's safety net and scope rules, below the API.
+
+Sessions come from ``domain.session.session_factory`` looked up when called, so that they join
+the test's transaction like the service's own (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,13 +13,14 @@ from authz.gate import Gate, Order
 from authz.policy import Policy
 from authz.subject import Subject
 from domain import models as m
-from domain.session import UnscopedQuery, session_factory, system_session
+from domain import session as db
+from domain.session import UnscopedQuery, system_session
 from domain.staff import Role
 from tests.conftest import Api
 
 
 async def test_protected_tables_refuse_unscoped_queries(api: Api) -> None:
-    async with session_factory(api.engine)() as session:
+    async with db.session_factory(api.engine)() as session:
         for model in (m.Person, m.Case, m.Intervention, m.Family, m.Staff, m.Consent):
             with pytest.raises(UnscopedQuery):
                 await session.execute(select(model).limit(1))
@@ -45,7 +49,7 @@ async def test_an_empty_jurisdiction_means_nothing_not_everything(
         jurisdiction_path=path,
         roles=frozenset({Role.GRID_WORKER}),
     )
-    async with session_factory(api.engine)() as session:
+    async with db.session_factory(api.engine)() as session:
         log = RequestAccessLog(request_id="t", actor=subject.actor)
         gate = Gate(
             session=session, subject=subject, policy=Policy(), sink=log, keys=api.app.state.keys
@@ -66,7 +70,7 @@ async def test_children_are_limited_per_parent(api: Api) -> None:
     )
     from authz.policy import AllowAllPolicy
 
-    async with session_factory(api.engine)() as session:
+    async with db.session_factory(api.engine)() as session:
         gate = Gate(
             session=session,
             subject=subject,
