@@ -1,7 +1,9 @@
 """Scheduled work: escalating alerts nobody acknowledged in time.
 
-An open alert past its deadline moves to the next unit up the tree (grid → community → street →
-district), gets a fresh deadline for its tier, and the escalation is written to the access log.
+An open alert past its deadline moves to the nearest unit up the tree where someone may act on it
+(units nobody staffs, or whose staff may not acknowledge, are skipped) and past the top to the
+district duty officer (``domain.routing.next_owner``, ``authz.acting``). It gets a fresh deadline
+for its tier, and the escalation is written to the access log.
 Each escalation is a conditional UPDATE on the deadline it saw, so several processes (the
 in-server scheduler, a cron ``xinqiao jobs run-once``) never escalate the same alert twice.
 """
@@ -16,15 +18,19 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from api.telemetry import current_trace_id
 from audit.log import RequestAccessLog
+from authz.acting import acting_units, duty_unit
+from authz.policy import Policy
 from domain.alerts import ACK_DEADLINES, Alert, AlertStatus
 from domain.base import utcnow
 from domain.cases import RiskLevel
 from domain.disclosure import AccessKind, Actor, Disclosure
+from domain.routing import next_owner
 from domain.session import rows_matched, system_session
+from domain.staff import Role, Staff, StaffRole
 from domain.units import Unit
 
 log = logging.getLogger("xinqiao.jobs")
@@ -37,6 +43,7 @@ async def escalate_overdue(
     now: datetime | None = None,
     hash_alg: str = "sha256",
     deadlines: dict[RiskLevel, timedelta] | None = None,
+    policy: Policy | None = None,
 ) -> int:
     deadlines = deadlines or ACK_DEADLINES
     now = now or utcnow()
@@ -61,6 +68,8 @@ async def escalate_overdue(
             )
         ).all()
         parents = dict((await s.execute(select(Unit.id, Unit.parent_id))).all())
+        staff = await on_duty(s)
+        acting, duty = acting_units(policy or _policy(), staff), duty_unit(staff)
         audit = RequestAccessLog(
             request_id=f"job-escalate-{now:%Y%m%dT%H%M%S}",
             actor=Actor(None, "scheduler", None, ("system",)),
@@ -69,7 +78,7 @@ async def escalate_overdue(
             trace_id=current_trace_id.get(),
         )
         for alert_id, target, deadline, risk, person_id in overdue:
-            to = parents.get(target) or target
+            to = next_owner(target, parents, acting, duty)
             done = await s.execute(
                 update(Alert)
                 .where(
@@ -100,6 +109,42 @@ async def escalate_overdue(
         await audit.flush(s)
         await s.commit()
     return escalated
+
+
+_POLICY: list[Policy] = []
+
+
+def _policy() -> Policy:
+    """The policy, loaded once per process (the scheduler ticks every few seconds)."""
+    if not _POLICY:
+        _POLICY.append(Policy())
+    return _POLICY[0]
+
+
+async def on_duty(s: AsyncSession) -> list[tuple[int, Role]]:
+    """(unit, role) of every active account: who could act on an alert where."""
+    stmt = select(Staff.unit_id, StaffRole.role).join(StaffRole, StaffRole.staff_id == Staff.id)
+    return [(unit_id, Role(role)) for unit_id, role in await s.execute(stmt.where(Staff.active))]
+
+
+async def units_without_anyone_to_act(
+    engine: AsyncEngine, policy: Policy | None = None
+) -> list[str]:
+    """Units that can receive an alert but whose escalation path reaches nobody able to act
+    (no acting ancestor and no duty officer): an operator must staff them or add a duty
+    officer. Checked at start-up (a warning) and by ``xinqiao jobs check-paths``."""
+    async with system_session(engine, reason="scheduler: escalation paths") as s:
+        units = (await s.execute(select(Unit.id, Unit.parent_id, Unit.name))).all()
+        staff = await on_duty(s)
+    acting, duty = acting_units(policy or _policy(), staff), duty_unit(staff)
+    parents = {u: p for u, p, _ in units}
+    stranded = []
+    for unit_id, _, name in units:
+        if unit_id in acting:
+            continue
+        if next_owner(unit_id, parents, acting, duty) not in acting:
+            stranded.append(name)
+    return sorted(stranded)
 
 
 async def run_forever(

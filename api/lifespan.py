@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
-from api.jobs import run_forever
+from api.jobs import run_forever, units_without_anyone_to_act
 from api.keyring import KeyProblem
 from api.keyring import verify as verify_keys
 from api.live import SHUTDOWN_WAIT, AlertFeed
@@ -53,6 +53,7 @@ class Lifespan:
             log.error("refusing to start: %s", problem)
             raise RuntimeError(str(problem)) from None
         app.state.keys_verified = True
+        await self._warn_about_escalation_paths()
         stop = asyncio.Event()
         scheduler = self._start_scheduler(stop)
         yield
@@ -67,6 +68,21 @@ class Lifespan:
         finally:
             await self.engine.dispose()
             self.telemetry.shutdown()
+
+    async def _warn_about_escalation_paths(self) -> None:
+        """An operator hears at start-up about units whose alerts could reach nobody able to
+        act (``xinqiao jobs check-paths`` lists them); serving goes on, the rest still works."""
+        try:
+            stranded = await units_without_anyone_to_act(self.engine)
+        except Exception as problem:  # a check, never a reason to refuse to start
+            log.warning("escalation paths not checked: %s", type(problem).__name__)
+            return
+        if stranded:
+            log.warning(
+                "%d units can receive alerts but nobody on their escalation path may act on "
+                "them; run `xinqiao jobs check-paths` (add a duty officer or staff them)",
+                len(stranded),
+            )
 
     def _start_scheduler(self, stop: asyncio.Event) -> asyncio.Task[None] | None:
         """The escalation loop, reporting each tick's count to the escalation counter; none

@@ -43,6 +43,7 @@ ROLE_PURPOSES: dict[Role, tuple[Purpose, frozenset[Purpose]]] = {
     Role.WOMENS_FEDERATION: (Purpose.CASE_MANAGEMENT, ALL_CARE),
     Role.DISABLED_FEDERATION: (Purpose.CASE_MANAGEMENT, ALL_CARE),
     Role.PARTNER: (Purpose.REFERRAL, frozenset({Purpose.REFERRAL, Purpose.TREATMENT})),
+    Role.DUTY_OFFICER: (Purpose.EMERGENCY, frozenset({Purpose.EMERGENCY, Purpose.CASE_MANAGEMENT})),
 }
 
 

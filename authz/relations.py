@@ -308,7 +308,18 @@ def _via(
 def _alert(c: RelationCompiler) -> Predicates:
     s = c.subject
     team = c.team_cases()
-    target = false() if s.unit_id is None else m.Alert.target_unit_id == s.unit_id
+    # Addressed to the viewer's unit: it owns the alert now, or the alert went to its whole
+    # team at once (a high-risk alert reaches every unit of the joint team; ADR 0009).
+    target = (
+        false()
+        if s.unit_id is None
+        else or_(
+            m.Alert.target_unit_id == s.unit_id,
+            m.Alert.id.in_(
+                _select(m.AlertTarget.alert_id).where(m.AlertTarget.unit_id == s.unit_id)
+            ),
+        )
+    )
     # A school's screening signal stays with the school until someone opens a case: its risk
     # level alone would tell a jurisdiction role that a child answered the self-harm item.
     school_signal = and_(

@@ -22,6 +22,15 @@ class AlertStatus(StrEnum):
     CLOSED = "closed"
 
 
+class AlertResolution(StrEnum):
+    """How an alert was handled when it closed."""
+
+    CASE_OPENED = "case_opened"
+    """A case was opened from it (``Alert.case_id`` links them)."""
+    DISMISSED = "dismissed"
+    """Looked into and not a crisis, with a reason."""
+
+
 ACK_DEADLINES: dict[RiskLevel, timedelta] = {
     RiskLevel.HIGH: timedelta(minutes=30),
     RiskLevel.MEDIUM: timedelta(hours=24),
@@ -92,6 +101,15 @@ class Alert(Sealed, Protected, Base):
         ForeignKey("partner_clients.id"), index=True
     )
     """A partner system's alert (it follows only its own; see ``authz.relations``)."""
+    closed_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, info=classified(FieldClass.CASE_ADMIN)
+    )
+    resolution: Mapped[AlertResolution | None] = mapped_column(
+        enum_column(AlertResolution), info=classified(FieldClass.CASE_ADMIN)
+    )
+    dismissed_reason: Mapped[bytes | None] = mapped_column(
+        Encrypted, info=encrypted(FieldClass.NARRATIVE)
+    )
     possible_duplicates: Mapped[int] = mapped_column(
         Integer, default=0, info=classified(FieldClass.CASE_ADMIN)
     )
@@ -105,6 +123,43 @@ class Alert(Sealed, Protected, Base):
         self.acknowledged_at = at
         self.acknowledged_by_staff_id = staff_id
 
+    def open_case(self, *, case_id: int, at: datetime) -> None:
+        """Handled by opening a case: linked to it and closed."""
+        self._close(at)
+        self.case_id = case_id
+        self.resolution = AlertResolution.CASE_OPENED
+
+    def dismiss(self, *, reason: str, at: datetime) -> None:
+        """Handled without a case (looked into, not a crisis): closed with the reason, which the
+        gate seals (the column type refuses it in the clear)."""
+        if not reason.strip():
+            raise DomainError(ErrorCode.REQUIRED, "关闭预警须说明理由", ("reason",))
+        self._close(at)
+        self.resolution = AlertResolution.DISMISSED
+        self.dismissed_reason = reason.strip()  # type: ignore[assignment]  # sealed by the gate
+
+    def _close(self, at: datetime) -> None:
+        if self.status == AlertStatus.CLOSED:
+            raise DomainError(ErrorCode.INVALID_TRANSITION, "该预警已关闭")
+        if self.status != AlertStatus.ACKNOWLEDGED:
+            raise DomainError(ErrorCode.INVALID_TRANSITION, "预警须先确认接手，再处理关闭")
+        self.status = AlertStatus.CLOSED
+        self.closed_at = at
+
     @property
     def overdue(self) -> bool:
         return self.status == AlertStatus.OPEN and utcnow() > self.ack_deadline
+
+
+class AlertTarget(Base):
+    """A unit an alert was addressed to. A high-risk alert goes to every unit of the joint team
+    at once (police station, health centre, community and its grid teams); the alert's
+    ``target_unit_id`` names the one that owns it now. Not personal data (an alert id and a
+    unit id), so not ``Protected``: the gate reads it only inside the alert's relation
+    predicate, and writes it only under the alert's permit."""
+
+    __tablename__ = "alert_targets"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)

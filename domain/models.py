@@ -1,7 +1,7 @@
 """Every mapped model, imported once so the metadata is complete (for Alembic and tests)."""
 
 from domain.access_log import AccessEvent, AuditChainHead, AuditCheckpoint, AuditPurgePermit
-from domain.alerts import Alert
+from domain.alerts import Alert, AlertTarget
 from domain.assessments import Assessment
 from domain.base import Base
 from domain.cases import Case, CaseAssignment, CaseCoUnit, CaseStatusChange
@@ -30,6 +30,7 @@ __all__ = [
     "AuditCheckpoint",
     "AuditPurgePermit",
     "Alert",
+    "AlertTarget",
     "Assessment",
     "Base",
     "Case",

@@ -7,7 +7,7 @@ community grid. One rule, used by the case services and by the demo generator al
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from domain.cases import RiskLevel
@@ -58,3 +58,53 @@ def route(area: UnitNode, units: Sequence[UnitNode], risk: RiskLevel) -> Team:
     police = serving(UnitKind.POLICE_STATION) or area.id
     health = serving(UnitKind.HEALTH_CENTRE)
     return Team(police, tuple(u for u in (health, community) if u is not None and u != police))
+
+
+def alert_team(team: Team, units: Sequence[UnitNode]) -> tuple[int, ...]:
+    """The units an alert for ``team`` goes to at once: the team, and for its community leg
+    the community's grid teams too (ADR 0009: the grid workers are the community on a joint
+    team; a community unit itself rarely has an account)."""
+    members = [team.lead, *team.co_units]
+    kinds = {u.id: u.kind for u in units}
+    for unit_id in list(members):
+        if kinds.get(unit_id) == UnitKind.COMMUNITY:
+            members += [u.id for u in units if u.kind == UnitKind.GRID and _parent(u) == unit_id]
+    return tuple(dict.fromkeys(members))
+
+
+def _parent(unit: UnitNode) -> int | None:
+    ancestors = unit.ancestors
+    return ancestors[-2] if len(ancestors) > 1 else None
+
+
+def next_owner(
+    current: int,
+    parents: Mapping[int, int | None],
+    acting: Collection[int],
+    duty: int | None,
+) -> int:
+    """Where an unacknowledged alert escalates: the nearest ancestor of ``current`` with someone
+    able to act on it, skipping units nobody can act for; past the top, the district duty unit
+    (``duty``), which always can. Without a duty unit, the parent (or ``current`` at the top)."""
+    unit = parents.get(current)
+    while unit is not None:
+        if unit in acting:
+            return unit
+        unit = parents.get(unit)
+    if duty is not None:
+        return duty
+    return parents.get(current) or current
+
+
+def first_acting(
+    targets: Sequence[int],
+    parents: Mapping[int, int | None],
+    acting: Collection[int],
+    duty: int | None,
+) -> int:
+    """The owner of a new alert: its first target someone can act for, or where the first
+    target would escalate to (so no alert is ever owned by a unit nobody staffs)."""
+    for unit in targets:
+        if unit in acting:
+            return unit
+    return next_owner(targets[0], parents, acting, duty)

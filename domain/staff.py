@@ -31,6 +31,8 @@ class Role(StrEnum):
     WOMENS_FEDERATION = "womens_federation"
     DISABLED_FEDERATION = "disabled_federation"
     PARTNER = "partner"
+    DUTY_OFFICER = "duty_officer"
+    """The district emergency duty officer (应急值班): where escalation ends, always able to act."""
 
 
 class Staff(Protected, Base):

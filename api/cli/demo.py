@@ -131,6 +131,7 @@ ACCOUNTS: list[tuple[str, str, str, Role]] = [
     ("fulian", "妇联", "fulian", Role.WOMENS_FEDERATION),
     ("canlian", "残联", "canlian", Role.DISABLED_FEDERATION),
     ("partner.chenguang", "晨光社工", "partner", Role.PARTNER),
+    ("duty", "应急值班员", "governance", Role.DUTY_OFFICER),
 ]
 
 

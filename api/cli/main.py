@@ -247,6 +247,31 @@ def run_once() -> None:
     click.echo(f"escalated {asyncio.run(go())} overdue alerts")
 
 
+@jobs.command(
+    "check-paths",
+    help="List units whose alerts could reach nobody able to act (exit 1 if any).",
+)
+def check_paths() -> None:
+    from api.jobs import units_without_anyone_to_act
+    from domain.session import create_engine
+
+    settings = _settings()
+
+    async def go() -> list[str]:
+        engine = create_engine(settings.database_url)
+        try:
+            return await units_without_anyone_to_act(engine)
+        finally:
+            await engine.dispose()
+
+    stranded = asyncio.run(go())
+    for name in stranded:
+        click.echo(f"nobody can act on alerts at or above: {name}")
+    if stranded:
+        raise SystemExit(1)
+    click.echo("every unit's alerts reach someone who can act")
+
+
 cli.add_command(audit_commands)
 cli.add_command(partner_commands)
 cli.add_command(password_command)

@@ -3,6 +3,7 @@ acknowledged by that team."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from api.services.intake import IntakePerson, intake_person
@@ -14,6 +15,8 @@ from domain import models as m
 from domain.alerts import AlertStatus
 from domain.cases import RiskLevel, SourceChannel
 from domain.classification import written_fields
+from domain.errors import NotFound
+from domain.routing import UnitNode, alert_team, first_acting, route
 
 Deadlines = dict[RiskLevel, timedelta]
 
@@ -88,6 +91,7 @@ async def raise_alert(
     duplicates = 0
     if new_person is not None and person_id is None:
         person_id, duplicates = await intake_person(gate, new_person, area_unit_id)
+    owner, targets = await address(gate, area_unit_id, risk)
     alert = m.Alert(
         possible_duplicates=duplicates,
         person_id=person_id,
@@ -96,14 +100,42 @@ async def raise_alert(
         summary=summary,
         status=AlertStatus.OPEN,
         area_unit_id=area_unit_id,
-        target_unit_id=area_unit_id,
+        target_unit_id=owner,
         raised_at=gate.now,
         routed_at=gate.now,
         ack_deadline=gate.now + deadlines[risk],
         created_by_staff_id=gate.subject.staff_id,
         created_by_client_id=gate.subject.client_pk,
     )
-    return await gate.insert(permit, alert, written_fields(alert), "create", person_id=person_id)
+    alert_id = await gate.insert(
+        permit, alert, written_fields(alert), "create", person_id=person_id
+    )
+    await send_to(gate, permit, alert, targets)
+    return alert_id
+
+
+async def address(gate: Gate, area_unit_id: int, risk: RiskLevel) -> tuple[int, tuple[int, ...]]:
+    """Who an alert raised in an area goes to, by its tier (ADR 0009): HIGH to every unit of the
+    joint team at once (police station, health centre, the community and its grid teams),
+    MEDIUM to the governance centre, LOW to the community grid. The owner is the first of them
+    someone can act for; if none can, where an escalation would take it (up to the duty
+    officer), so an alert never waits at a unit nobody staffs."""
+    units = await gate.units()
+    nodes = [UnitNode(u.id, u.kind, u.path, u.area_unit_id) for u in units]
+    area = next((n for n in nodes if n.id == area_unit_id), None)
+    if area is None:
+        raise NotFound(("areaUnit",))
+    targets = alert_team(route(area, nodes, risk), nodes)
+    acting, duty = await gate.acting()
+    owner = first_acting(targets, {u.id: u.parent_id for u in units}, acting, duty)
+    return owner, tuple(dict.fromkeys((owner, *targets)))
+
+
+async def send_to(gate: Gate, permit: Permit, alert: m.Alert, targets: Sequence[int]) -> None:
+    """Address the alert to each unit (the owner included), under the alert's permit."""
+    for unit_id in targets:
+        gate.add(permit, m.AlertTarget(alert_id=alert.id, unit_id=unit_id))
+    await gate.flush()
 
 
 async def acknowledge_alert(gate: Gate, *, alert_id: int) -> int:
@@ -119,4 +151,19 @@ async def acknowledge_alert(gate: Gate, *, alert_id: int) -> int:
         "acknowledge",
         person_id=target.person_id,
     )
+    return alert.id
+
+
+async def dismiss_alert(gate: Gate, *, alert_id: int, reason: str) -> int:
+    """Handled without a case: looked into and not a crisis. Taken on first if nobody had; the
+    reason is sealed (it is about a person) and the alert closes."""
+    me = gate.staff()
+    target = await gate.for_write(m.Alert, alert_id)
+    alert = target.row
+    if alert.status in (AlertStatus.OPEN, AlertStatus.ESCALATED):
+        alert.acknowledge(staff_id=me.id, at=gate.now)
+    alert.dismiss(reason=reason, at=gate.now)
+    await gate.seal_pending(target.permit, alert)
+    fields = ["status", "resolution", "dismissed_reason", "closed_at"]
+    gate.wrote(target.permit, alert, fields, "dismiss", person_id=target.person_id)
     return alert.id

@@ -5,6 +5,7 @@ was done (interventions and the follow-ups they complete or schedule)."""
 from __future__ import annotations
 
 import datetime
+from dataclasses import dataclass
 
 from api.services.alerts import Deadlines, routing_alert
 from api.services.teams import add_co_units, assign, hand_over, team_for
@@ -13,6 +14,7 @@ from authz.entities import Entity
 from authz.gate import Forbidden, Gate, Order, Permit, Writable
 from authz.relations import Relation
 from domain import models as m
+from domain.alerts import AlertStatus
 from domain.cases import CaseStatus, RiskLevel, SourceChannel
 from domain.classification import field_classes, written_fields
 from domain.errors import DomainError, ErrorCode, NotFound
@@ -31,15 +33,22 @@ async def open_case(
     risk: RiskLevel,
     presenting_problem: str | None,
     deadlines: Deadlines,
-) -> int:
+    alert_id: int | None = None,
+) -> OpenedCase:
     """Open a case on the team its risk tier routes it to (as when the risk changes). Opening
     it may not widen its opener's access: only someone who may already identify the person is
-    assigned to work it."""
+    assigned to work it. Opened from an alert, the alert is taken on (if it was not yet),
+    linked to the case and closed."""
     me = gate.staff()
     subject = await gate.require(m.Person, subject_id, "subject")
     permit = gate.authorize(Entity.CASE, Action.CREATE, subject.relations, subject.conditions)
     if family_id is not None:
         await gate.require(m.Family, family_id, "family")
+    source = None
+    if alert_id is not None:
+        source = await gate.for_write(m.Alert, alert_id)
+        if source.row.person_id not in (None, subject_id):
+            raise DomainError(ErrorCode.INVALID, "该预警涉及的不是此人", ("alert",))
     opener_works_it = gate.knows(subject)
     team = await team_for(gate, subject.row.residence_unit_id, risk)
     case = m.Case(
@@ -72,7 +81,24 @@ async def open_case(
         person_id=subject_id,
         changes={"co_units": ("", ",".join(map(str, co_units)))} if co_units else None,
     )
-    return case.id
+    if source is not None:
+        alert = source.row
+        if alert.status in (AlertStatus.OPEN, AlertStatus.ESCALATED):
+            alert.acknowledge(staff_id=me.id, at=gate.now)
+        alert.open_case(case_id=case.id, at=gate.now)
+        fields = ["status", "acknowledged_at", "case_id", "resolution", "closed_at"]
+        gate.wrote(source.permit, alert, fields, "case_opened", person_id=subject_id)
+    return OpenedCase(case.id, team.lead, team.co_units)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedCase:
+    """Where a new case went: the opener may no longer see it (a high-risk case goes to the
+    police station's team), so the routing itself is the answer (no personal data)."""
+
+    case_id: int
+    lead_unit_id: int
+    co_unit_ids: tuple[int, ...]
 
 
 async def update_case(gate: Gate, *, case_id: int, text: dict[str, str | None]) -> int:

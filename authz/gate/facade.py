@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Executable, delete, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from authz.acting import acting_units, duty_unit
 from authz.actions import Action, policy_action
 from authz.entities import Entity, entity_of
 from authz.gate.db import Db
@@ -57,6 +58,7 @@ from domain.classification import FieldClass, written_fields
 from domain.disclosure import AccessKind, Disclosure, DisclosureSink
 from domain.errors import NotFound
 from domain.keys import KeyRing
+from domain.staff import Role, Staff, StaffRole
 from domain.units import Unit
 
 SealerFactory = type[Sealer]
@@ -423,6 +425,18 @@ class Gate:
             return None
         stmt = select(Unit).where(Unit.id == unit_id)
         return (await self._db.execute(stmt)).scalar_one_or_none()
+
+    async def acting(self) -> tuple[frozenset[int], int | None]:
+        """Units where someone may act on an alert, and the duty unit (``authz.acting``): who is
+        on duty is not personal data, and this reads no more than unit ids and roles."""
+        if not self.subject.authenticated:
+            return frozenset(), None
+        s = Staff
+        stmt = select(s.unit_id, StaffRole.role).join(StaffRole, StaffRole.staff_id == s.id)
+        found = await self._db.execute(self._plans.scope(stmt.where(s.active)))
+        rows = cast(list[tuple[int, str]], found.all())  # two columns; Db.execute is untyped
+        pairs = [(unit_id, Role(role)) for unit_id, role in rows]
+        return acting_units(self.decisions.policy, pairs), duty_unit(pairs)
 
     async def units(self) -> list[Unit]:
         if not self.subject.authenticated:

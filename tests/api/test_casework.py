@@ -231,7 +231,9 @@ async def test_overdue_alerts_escalate_once_however_many_runs(api: Api) -> None:
     async with system_session(api.engine, reason="test") as s:
         alert = (await s.execute(select(m.Alert).where(m.Alert.id == alert_id))).scalar_one()
     assert alert.status.value == "escalated"
-    assert alert.target_unit_id == api.district.communities[2]["community"], "one level up, once"
+    # Nobody in the grid's community, street or district may act on it: it goes to the duty
+    # officer's unit, once (issue 14: escalation only to someone who can act).
+    assert alert.target_unit_id == api.district.units["governance"], "to who can act, once"
     assert alert.ack_deadline > datetime.now(UTC)
 
 

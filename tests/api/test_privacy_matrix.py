@@ -130,6 +130,8 @@ EXPECTED: dict[str, dict[str, str]] = {
     "jisheng": {"shidu_member": "BICS", "shidu_family": "BSF"},
     "volunteer.li": {"shidu_member": "IC", "shidu_family": "B"},
     "partner.chenguang": {"referred_subject": "B", "referred_case": "AR"},
+    # the duty officer acts on the alerts that reach it; no person, case or family record
+    "duty": {},
 }
 
 QUERY = """

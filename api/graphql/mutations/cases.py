@@ -10,9 +10,9 @@ from strawberry import relay
 from api.graphql import ids
 from api.graphql import validators as v
 from api.graphql.errors import UserError
-from api.graphql.mutations.shell import mutate
+from api.graphql.mutations.shell import mutate, reload, run
 from api.graphql.types.alerts import AlertType
-from api.graphql.types.base import ctx
+from api.graphql.types.base import ctx, load_one
 from api.graphql.types.cases import CaseType
 from api.graphql.types.enums import (
     CaseStatus,
@@ -22,6 +22,7 @@ from api.graphql.types.enums import (
     SourceChannel,
 )
 from api.graphql.types.interventions import InterventionType
+from api.graphql.types.units import UnitType
 from api.graphql.validators import collect
 from api.services import alerts, cases
 from api.services.intake import IntakePerson
@@ -36,6 +37,10 @@ class OpenCaseInput:
     risk_level: RiskLevel
     presenting_problem: str | None = None
     family: relay.GlobalID | None = None
+    alert: relay.GlobalID | None = strawberry.field(
+        default=None,
+        description="The alert this case is opened from: it is taken on, linked and closed.",
+    )
 
 
 @strawberry.input(description="Only the fields given change; an empty string clears one.")
@@ -54,9 +59,28 @@ CASE_TEXT_FIELDS: tuple[tuple[str, str, int], ...] = (
 )
 
 
+@strawberry.type(
+    description="Where a new case went. The case itself may be out of your sight now (a "
+    "high-risk case goes to the police station's joint team): this says so without personal data."
+)
+class CaseRouting:
+    lead_unit: UnitType | None
+    co_units: list[UnitType]
+    visible_to_you: bool = strawberry.field(description="Whether `case` is shown to you.")
+
+
 @strawberry.type
 class CasePayload:
     case: CaseType | None
+    errors: list[UserError]
+    routing: CaseRouting | None = strawberry.field(
+        default=None, description="openCase: the team the case was routed to."
+    )
+
+
+@strawberry.type
+class DismissAlertPayload:
+    alert: AlertType | None
     errors: list[UserError]
 
 
@@ -128,8 +152,8 @@ class CaseMutations:
         description="Open a case for a person you can see; you are assigned to it."
     )
     async def open_case(self, info: strawberry.Info, input: OpenCaseInput) -> CasePayload:
-        async def action(gate: Gate) -> int:
-            subject_id, family_id, problem = collect(
+        async def action(gate: Gate) -> cases.OpenedCase:
+            subject_id, family_id, problem, alert_id = collect(
                 lambda: ids.decode(input.subject, "Person", "subject")[1],
                 lambda: (
                     None
@@ -137,6 +161,9 @@ class CaseMutations:
                     else ids.decode(input.family, "Family", "family")[1]
                 ),
                 lambda: v.text(input.presenting_problem, 5000, "presentingProblem"),
+                lambda: (
+                    None if input.alert is None else ids.decode(input.alert, "Alert", "alert")[1]
+                ),
             )
             return await cases.open_case(
                 gate,
@@ -146,9 +173,20 @@ class CaseMutations:
                 risk=input.risk_level,
                 presenting_problem=problem,
                 deadlines=ctx(info).settings.ack_deadlines,
+                alert_id=alert_id,
             )
 
-        return await mutate(info, action, CasePayload, CaseType, "case")
+        opened, errors = await run(info, action)
+        if opened is None:
+            return CasePayload(case=None, errors=errors)
+        case = await reload(info, CaseType, opened.case_id, "case")
+        units = [await load_one(info, UnitType, u) for u in opened.co_unit_ids]
+        routing = CaseRouting(
+            lead_unit=await load_one(info, UnitType, opened.lead_unit_id),
+            co_units=[u for u in units if u is not None],
+            visible_to_you=case is not None,
+        )
+        return CasePayload(case=case, errors=errors, routing=routing)
 
     @strawberry.mutation(
         description="Write a case's presenting problem, support plan or diagnosis. You may write "
@@ -298,6 +336,20 @@ class CaseMutations:
             )
 
         return await mutate(info, action, AlertPayload, AlertType, "alert")
+
+    @strawberry.mutation(
+        description="Close an alert that needs no case (looked into, not a crisis), with a "
+        "reason; it is taken on first if nobody had."
+    )
+    async def dismiss_alert(
+        self, info: strawberry.Info, id: relay.GlobalID, reason: str
+    ) -> DismissAlertPayload:
+        async def action(gate: Gate) -> int:
+            number = ids.decode(id, "Alert")[1]
+            (text,) = collect(lambda: v.text(reason, 2000, "reason", required=True))
+            return await alerts.dismiss_alert(gate, alert_id=number, reason=text or "")
+
+        return await mutate(info, action, DismissAlertPayload, AlertType, "alert")
 
     @strawberry.mutation(description="Acknowledge an alert addressed to your team.")
     async def acknowledge_alert(self, info: strawberry.Info, id: relay.GlobalID) -> AlertPayload:

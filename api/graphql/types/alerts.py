@@ -8,7 +8,7 @@ from strawberry import relay
 
 from api.graphql.types.base import REDACTED_DOC, Gated, load_one
 from api.graphql.types.cases import CaseType
-from api.graphql.types.enums import AlertStatus, RiskLevel, SourceChannel
+from api.graphql.types.enums import AlertResolution, AlertStatus, RiskLevel, SourceChannel
 from api.graphql.types.persons import PersonType
 from api.graphql.types.units import UnitType
 from authz.gate import Visible
@@ -28,6 +28,11 @@ class AlertType(relay.Node, Gated):
     raised_at: datetime.datetime | None = None
     ack_deadline: datetime.datetime | None = None
     acknowledged_at: datetime.datetime | None = None
+    closed_at: datetime.datetime | None = None
+    resolution: AlertResolution | None = strawberry.field(
+        default=None, description="How it was handled: a case opened from it, or dismissed."
+    )
+    dismissed_reason: str | None = None
     possible_duplicates: int | None = strawberry.field(
         default=None,
         description="Intake found this many existing persons matching the caller: resolve by hand.",
@@ -45,7 +50,7 @@ class AlertType(relay.Node, Gated):
         assert self._visible is not None
         return await load_one(info, CaseType, self._visible.row.case_id)
 
-    @strawberry.field
+    @strawberry.field(description="The unit that owns the alert now (it must acknowledge it).")
     async def target_unit(self, info: strawberry.Info) -> UnitType | None:
         return await load_one(info, UnitType, self.link("target_unit"))
 

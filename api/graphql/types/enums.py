@@ -2,7 +2,7 @@
 
 import strawberry
 
-from domain.alerts import AlertStatus
+from domain.alerts import AlertResolution, AlertStatus
 from domain.assessments import Instrument
 from domain.cases import CaseStatus, RiskLevel, SourceChannel
 from domain.consents import ConsentGiver
@@ -14,6 +14,7 @@ from domain.staff import Role
 from domain.units import UnitKind
 
 for _enum in (
+    AlertResolution,
     AlertStatus,
     Instrument,
     CaseStatus,
@@ -33,6 +34,7 @@ for _enum in (
     strawberry.enum(_enum)
 
 __all__ = [
+    "AlertResolution",
     "AlertStatus",
     "CaseStatus",
     "ConsentGiver",

@@ -1,0 +1,149 @@
+"""Every crisis reaches someone who can act (issue 14): alerts go to their tier's team, escalate
+only to units where someone may acknowledge them (ending at the district duty officer), and are
+handled by opening a case from them or dismissing them; a new case tells its opener where it
+went."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.jobs import escalate_overdue, units_without_anyone_to_act
+from tests.builders import gid, make_alert, number_of, pass_deadline
+from tests.conftest import Api
+
+ALERT = """query($id: ID!) { node(id: $id) { ... on Alert {
+  status resolution closedAt targetUnit { id } case { id } redactedFields } } }"""
+ACK = """mutation($id: ID!) { acknowledgeAlert(id: $id) { alert { status } errors { code } } }"""
+DISMISS = """mutation($id: ID!, $r: String!) { dismissAlert(id: $id, reason: $r) {
+  alert { status resolution closedAt } errors { code field } } }"""
+OPEN = """mutation($in: OpenCaseInput!) { openCase(input: $in) {
+  case { id } errors { code field }
+  routing { leadUnit { id name } coUnits { id } visibleToYou } } }"""
+
+
+def unit(api: Api, key: str) -> str:
+    return gid("Unit", api.district.units[key])
+
+
+async def alert_as(api: Api, user: str, alert: str) -> dict[str, Any] | None:
+    node: dict[str, Any] | None = (await api.data(user, ALERT, {"id": alert}))["node"]
+    return node
+
+
+async def test_a_high_alert_reaches_the_whole_joint_team_and_the_police_own_it(api: Api) -> None:
+    alert = await make_alert(api, risk="HIGH", summary="来电者称其子有轻生念头")
+    police = await alert_as(api, "police.donghu", alert)
+    assert police is not None and police["targetUnit"]["id"] == unit(api, "police:donghu")
+    # health centre and the community leg (its grid team) have it at once too
+    assert await alert_as(api, "grid.donghu", alert) is not None
+    acked = await api.data("police.donghu", ACK, {"id": alert})
+    assert acked["acknowledgeAlert"] == {"alert": {"status": "ACKNOWLEDGED"}, "errors": []}
+
+
+async def test_a_medium_alert_goes_to_the_governance_centre(api: Api) -> None:
+    alert = await make_alert(api, risk="MEDIUM")
+    node = await alert_as(api, "zongzhi", alert)
+    assert node is not None and node["targetUnit"]["id"] == unit(api, "governance")
+    assert (await api.data("zongzhi", ACK, {"id": alert}))["acknowledgeAlert"]["errors"] == []
+    assert await alert_as(api, "police.donghu", alert) is None
+
+
+async def test_a_low_alert_stays_with_the_community_grid(api: Api) -> None:
+    alert = await make_alert(api, risk="LOW")
+    node = await alert_as(api, "grid.donghu", alert)
+    assert node is not None and node["targetUnit"]["id"] == gid(
+        "Unit", api.district.communities[0]["grid"]
+    )
+
+
+async def test_escalation_skips_units_nobody_staffs_and_ends_with_the_duty_officer(
+    api: Api,
+) -> None:
+    """The grid's community, street and district have no account that may act on an alert:
+    an overdue alert goes straight to the duty officer's unit, where `duty` acknowledges."""
+    alert = await make_alert(api, risk="LOW")
+    await pass_deadline(api, alert)
+    assert await escalate_overdue(api.engine) >= 1
+    node = await alert_as(api, "duty", alert)
+    assert node is not None and node["status"] == "ESCALATED"
+    assert node["targetUnit"]["id"] == unit(api, "governance")
+    acked = await api.data("duty", ACK, {"id": alert})
+    assert acked["acknowledgeAlert"] == {"alert": {"status": "ACKNOWLEDGED"}, "errors": []}
+
+
+async def test_every_unit_of_the_demo_district_has_someone_to_act_on_its_alerts(
+    api: Api,
+) -> None:
+    assert await units_without_anyone_to_act(api.engine) == []
+
+
+async def test_a_case_opened_from_an_alert_links_and_closes_it(api: Api) -> None:
+    caller = {"name": "宋明远", "gender": "MALE", "phone": "13900001234"}
+    alert = await make_alert(api, risk="LOW", newPerson=caller, summary="邻居反映其情绪低落")
+    about = "query($id: ID!) { node(id: $id) { ... on Alert { person { id } } } }"
+    person = (await api.data("grid.donghu", about, {"id": alert}))["node"]["person"]["id"]
+    opened = await api.data(
+        "grid.donghu",
+        OPEN,
+        {
+            "in": {
+                "subject": person,
+                "sourceChannel": "HOTLINE_96525",
+                "riskLevel": "LOW",
+                "alert": alert,
+            }
+        },
+    )
+    payload = opened["openCase"]
+    assert payload["errors"] == [] and payload["case"] is not None
+    node = await alert_as(api, "grid.donghu", alert)
+    assert node is not None
+    assert (node["status"], node["resolution"]) == ("CLOSED", "CASE_OPENED")
+    assert node["case"] == {"id": payload["case"]["id"]} and node["closedAt"]
+    # the hotline that raised it follows its status, not the case
+    raised = await alert_as(api, "hotline", alert)
+    assert raised is not None and raised["status"] == "CLOSED" and raised["case"] is None
+
+
+async def test_an_alert_about_someone_else_cannot_open_this_case(api: Api) -> None:
+    other = gid("Person", api.district.records[0]["guardian"])
+    adult = gid("Person", api.district.records[0]["adult"])
+    alert = await make_alert(api, "grid.donghu", risk="LOW", person=adult)
+    opened = await api.data(
+        "grid.donghu",
+        OPEN,
+        {"in": {"subject": other, "sourceChannel": "WALK_IN", "riskLevel": "LOW", "alert": alert}},
+    )
+    assert opened["openCase"]["errors"] == [{"code": "INVALID", "field": ["alert"]}]
+    assert (await alert_as(api, "grid.donghu", alert) or {})["status"] == "OPEN"
+
+
+async def test_a_dismissed_alert_needs_a_reason_and_closes(api: Api) -> None:
+    alert = await make_alert(api, risk="LOW")
+    empty = await api.data("grid.donghu", DISMISS, {"id": alert, "r": "  "})
+    assert empty["dismissAlert"]["errors"] == [{"code": "REQUIRED", "field": ["reason"]}]
+    done = await api.data("grid.donghu", DISMISS, {"id": alert, "r": "上门核实，系误报"})
+    assert done["dismissAlert"]["errors"] == []
+    assert done["dismissAlert"]["alert"]["status"] == "CLOSED"
+    assert done["dismissAlert"]["alert"]["resolution"] == "DISMISSED"
+    again = await api.data("grid.donghu", DISMISS, {"id": alert, "r": "再次关闭"})
+    assert again["dismissAlert"]["errors"] == [{"code": "INVALID_TRANSITION", "field": None}]
+
+
+async def test_opening_a_high_risk_case_says_where_it_went(api: Api) -> None:
+    person = gid("Person", api.district.records[0]["adult"])
+    opened = await api.data(
+        "grid.donghu",
+        OPEN,
+        {"in": {"subject": person, "sourceChannel": "GRID_REPORT", "riskLevel": "HIGH"}},
+    )
+    payload = opened["openCase"]
+    assert payload["errors"] == []
+    routing = payload["routing"]
+    assert routing["leadUnit"]["id"] == unit(api, "police:donghu")
+    assert {u["id"] for u in routing["coUnits"]} == {
+        unit(api, "health_centre"),
+        gid("Unit", api.district.communities[0]["community"]),
+    }
+    assert routing["visibleToYou"] == (payload["case"] is not None)
+    assert number_of(unit(api, "police:donghu")) == api.district.units["police:donghu"]
