@@ -123,6 +123,11 @@ class Listener:
     def listening(self) -> bool:
         return self._driver is not None and not self._driver.is_closed()
 
+    @property
+    def pid(self) -> int | None:
+        """The listening connection's server process (to find it in ``pg_stat_activity``)."""
+        return self._driver.get_server_pid() if self.listening else None
+
     async def ensure(self, *, ping_after: float) -> bool:
         """Listen if not listening (again, after a lost connection), and ping a connection that
         has been silent for ``ping_after`` seconds (a half-open TCP connection hears nothing and

@@ -74,7 +74,7 @@ class AlertFeed:
         self.engine = engine
         self.every = every_seconds
         """Poll interval without notifications (SQLite; PostgreSQL while not listening)."""
-        self.safety = max(safety_seconds, every_seconds)
+        self.safety = safety_seconds
         """Poll interval while notifications wake the feed: only a lost one waits this long."""
         self.notified = engine.dialect.name == "postgresql"
         """Whether this database can wake the feed (PostgreSQL ``LISTEN``)."""
