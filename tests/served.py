@@ -11,6 +11,8 @@ captured logs, so the end-of-session privacy scan reads it too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -30,6 +32,7 @@ XINQIAO = str(Path(sys.executable).with_name("xinqiao"))
 START_WAIT = 60.0
 """Seconds a server may take to answer /readyz (imports, schema, key check) on a busy 2-core
 machine; it takes 2-4 s on a quiet one."""
+PR_SET_PDEATHSIG = 1
 STOP_WAIT = 10.0
 """Seconds a server may take to shut down after SIGTERM before it is killed."""
 
@@ -83,9 +86,16 @@ def _launch(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # a signal to the test run is not sent to the server too
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
     return process, port
+
+
+def _die_with_parent() -> None:
+    """In the child before ``exec``: SIGTERM when the test run ends without its teardown (a
+    timeout's ``os._exit``), so no server outlives the run (Linux's parent-death signal)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 async def start(env: dict[str, str], log_path: Path) -> Served:
