@@ -59,6 +59,7 @@ def report_timings(request: pytest.FixtureRequest) -> Iterator[None]:
         reporter.write_line("")
         for name, seconds in TIMINGS.items():
             reporter.write_line(f"real server timing: {name}: {seconds:.2f} s")
+    TIMINGS.clear()  # pytest may end this fixture more than once (per backend): no repeats
 
 
 def gid(type_name: str, number: int) -> str:
