@@ -4,8 +4,14 @@ An open alert past its deadline moves to the nearest unit up the tree where some
 (units nobody staffs, or whose staff may not acknowledge, are skipped) and past the top to the
 district duty officer (``domain.routing.next_owner``, ``authz.acting``). It gets a fresh deadline
 for its tier, and the escalation is written to the access log.
-Each escalation is a conditional UPDATE on the deadline it saw, so several processes (the
-in-server scheduler, a cron ``xinqiao jobs run-once``) never escalate the same alert twice.
+Several processes run it (each server's scheduler, a cron ``xinqiao jobs run-once``). On
+PostgreSQL a tick first takes a transaction-scoped advisory lock (``ESCALATION_LOCK``) and skips
+the tick when another process holds it: one process escalates at a time, so ticks never race for
+the same rows, queue on each other's row locks, or interleave their access-log writes. Each
+escalation is also a conditional UPDATE on the deadline it saw, so even without the lock (SQLite,
+where the database's write lock serialises writers) no alert is escalated twice. The escalating
+transaction announces the alerts it moved (``api.alert_signal``), so every server's live feed
+pushes the escalation at once.
 """
 
 from __future__ import annotations
@@ -17,9 +23,10 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from api.alert_signal import signal_routed
 from api.telemetry import current_trace_id
 from audit.log import RequestAccessLog
 from authz.acting import acting_units, duty_unit
@@ -35,6 +42,21 @@ from domain.units import Unit
 
 log = logging.getLogger("xinqiao.jobs")
 BATCH = 500
+ESCALATION_LOCK = 0x78696E7169616F01
+"""The advisory-lock key of escalation ticks (``xinqiao`` in ASCII, then 01): any process of
+any version that escalates takes this one, and nothing else in the database uses it."""
+
+
+async def _escalation_turn(session: AsyncSession) -> bool:
+    """Whether this transaction may escalate: on PostgreSQL, it holds the escalation lock until
+    it ends (another process holding it is escalating now: this tick does nothing)."""
+    connection = await session.connection()
+    if connection.dialect.name != "postgresql":
+        return True
+    got = await session.execute(
+        text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": ESCALATION_LOCK}
+    )
+    return bool(got.scalar_one())
 
 
 async def escalate_overdue(
@@ -49,6 +71,9 @@ async def escalate_overdue(
     now = now or utcnow()
     escalated = 0
     async with system_session(engine, reason="scheduler: alert escalation") as s:
+        if not await _escalation_turn(s):
+            log.debug("another process is escalating; skipping this tick")
+            return 0
         overdue = (
             await s.execute(
                 select(
@@ -77,6 +102,7 @@ async def escalate_overdue(
             hash_alg=hash_alg,
             trace_id=current_trace_id.get(),
         )
+        moved: list[int] = []
         for alert_id, target, deadline, risk, person_id in overdue:
             to = next_owner(target, parents, acting, duty)
             done = await s.execute(
@@ -95,6 +121,7 @@ async def escalate_overdue(
             )
             if rows_matched(done):
                 escalated += 1
+                moved.append(alert_id)
                 audit.record(
                     Disclosure(
                         AccessKind.WRITE,
@@ -107,6 +134,7 @@ async def escalate_overdue(
                     )
                 )
         await audit.flush(s)
+        await signal_routed(s, moved)
         await s.commit()
     return escalated
 

@@ -1,10 +1,14 @@
 """Live alerts over graphql-transport-ws: one feed per process, one privacy decision per delivery.
 
-* ``AlertFeed`` polls the alerts table for rows routed (raised or escalated) since its watermark,
+* ``AlertFeed`` reads the alerts table for rows routed (raised or escalated) since its watermark,
   once per process whatever the number of subscribers, and hands the ids to every subscriber.
-  Polling the database, rather than a message bus, sees alerts raised by any process (the
-  scheduler, a cron ``jobs run-once``, another server) with no extra infrastructure; the cost is
-  one indexed query per interval per process.
+  Reading the database, rather than a message bus, sees alerts raised by any process (the
+  scheduler, a cron ``jobs run-once``, another server) with no extra infrastructure. When to read:
+  on PostgreSQL, as soon as a notification says an alert was routed (``api.alert_signal``: the
+  routing transaction sends ``NOTIFY`` with the alert's id, and the feed ``LISTEN``s on a
+  dedicated connection), and at a slow safety interval in case a notification was lost; on
+  SQLite (one embedded process), and on PostgreSQL while the listening connection is down, every
+  ``every_seconds``. The cost is one indexed query per wake-up or interval per process.
 * ``LiveConnection`` is a WebSocket's context. It carries the subject authenticated at
   ``connection_init``; each delivery runs in a fresh ``RequestContext`` (its own session, gate and
   access log), so what a subscriber receives is decided and logged exactly as a read over HTTP.
@@ -28,6 +32,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.exceptions import StrawberryGraphQLError
 
+from api.alert_signal import Listener
 from api.context import RequestContext
 from api.graphql.loaders import Loaders
 from api.settings import Settings
@@ -63,12 +68,23 @@ class Routed:
 class AlertFeed:
     """Alert ids as they are routed, fanned out to this process's subscribers."""
 
-    def __init__(self, engine: AsyncEngine, every_seconds: float) -> None:
+    def __init__(
+        self, engine: AsyncEngine, every_seconds: float, safety_seconds: float = 30.0
+    ) -> None:
         self.engine = engine
         self.every = every_seconds
+        """Poll interval without notifications (SQLite; PostgreSQL while not listening)."""
+        self.safety = safety_seconds
+        """Poll interval while notifications wake the feed: only a lost one waits this long."""
+        self.notified = engine.dialect.name == "postgresql"
+        """Whether this database can wake the feed (PostgreSQL ``LISTEN``)."""
+        self.listener: Listener | None = None
+        """The running feed's listening connection (PostgreSQL), for health and tests."""
         self._queues: set[asyncio.Queue[list[Routed]]] = set()
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        """Set by a notification, and by stopping: the feed's wait ends early."""
         self._running: set[asyncio.Task[None]] = set()
         """Feed tasks not yet finished (one stopping may overlap the next one starting)."""
         self._watermark = utcnow()
@@ -84,8 +100,10 @@ class AlertFeed:
         if self._task is None or self._task.done():
             # A context of its own: not the first subscriber's (its trace id and span would
             # otherwise label every poll of the feed for as long as it runs).
-            self._stop = asyncio.Event()
-            self._task = asyncio.create_task(self._run(self._stop), context=contextvars.Context())
+            self._stop, self._wake = asyncio.Event(), asyncio.Event()
+            self._task = asyncio.create_task(
+                self._run(self._stop, self._wake), context=contextvars.Context()
+            )
             self._running.add(self._task)
             self._task.add_done_callback(self._running.discard)
         try:
@@ -97,12 +115,14 @@ class AlertFeed:
                 # of a query leaves the connection to be torn down under a second cancel, and
                 # with aiosqlite that teardown can wait forever.
                 self._stop.set()
+                self._wake.set()
                 self._task = None
 
     async def aclose(self) -> None:
         """Stop the feed and wait for its last poll (at shutdown, before the engine goes)."""
         self._queues.clear()
         self._stop.set()
+        self._wake.set()
         self._task = None
         running = list(self._running)
         if not running:
@@ -115,23 +135,37 @@ class AlertFeed:
             if stuck:
                 log.error("live alert feed did not stop; %d task(s) left", len(stuck))
 
-    async def _run(self, stop: asyncio.Event) -> None:
-        # What was routed before anyone subscribed is not news: mark it sent, deliver nothing.
-        with contextlib.suppress(Exception):
-            await self.poll(stop)
-        while self._queues and not stop.is_set():
-            try:
-                batch = await self.poll(stop)
-                if stop.is_set():  # a feed started since serves the subscribers now
-                    break
-                for queue in list(self._queues):
-                    if batch:
-                        _offer(queue, batch)
-            except Exception:
-                log.exception("live alert feed poll failed; will retry")
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.every):
-                    await stop.wait()
+    async def _run(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
+        listener = Listener(self.engine, wake.set) if self.notified else None
+        self.listener = listener
+        try:
+            if listener is not None:  # listening before the first read: nothing falls between
+                await listener.ensure(ping_after=self.safety)
+            # What was routed before anyone subscribed is not news: mark it sent, deliver nothing.
+            with contextlib.suppress(Exception):
+                await self.poll(stop)
+            while self._queues and not stop.is_set():
+                wake.clear()  # a notification arriving during the read wakes the next one
+                try:
+                    batch = await self.poll(stop)
+                    if stop.is_set():  # a feed started since serves the subscribers now
+                        break
+                    for queue in list(self._queues):
+                        if batch:
+                            _offer(queue, batch)
+                except Exception:
+                    log.exception("live alert feed poll failed; will retry")
+                interval = self.every
+                if listener is not None and await listener.ensure(ping_after=self.safety):
+                    interval = self.safety
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(interval):
+                        await wake.wait()
+        finally:
+            if listener is not None:
+                if self.listener is listener:
+                    self.listener = None
+                await listener.close()
 
     async def poll(self, stop: asyncio.Event | None = None) -> list[Routed]:
         """Alerts routed since the watermark (minus the overlap), each delivered once, read in

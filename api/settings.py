@@ -45,7 +45,11 @@ class Settings:
     (XINQIAO_ACK_DEADLINES="high=30m,medium=24h,low=72h")."""
     alert_feed_seconds: float = 2.0
     """How often each server process looks for new and escalated alerts to push to
-    subscribers (the live feed's latency)."""
+    subscribers, where nothing notifies it (SQLite; PostgreSQL while its listening connection
+    is down): the live feed's latency there."""
+    alert_safety_poll_seconds: float = 30.0
+    """On PostgreSQL, where a notification wakes the feed as each alert is routed: how often it
+    looks anyway, so an alert whose notification was lost is late by at most this much."""
     scheduler_seconds: float = 60.0
     """How often the server escalates overdue alerts (0: never; use cron and the CLI)."""
     oidc_issuer: str | None = None
@@ -116,6 +120,9 @@ class Settings:
                 scheduler_seconds=float(e.get("XINQIAO_SCHEDULER_SECONDS", d.scheduler_seconds)),
                 ack_deadlines=parse_deadlines(e.get("XINQIAO_ACK_DEADLINES", "")),
                 alert_feed_seconds=float(e.get("XINQIAO_ALERT_FEED_SECONDS", d.alert_feed_seconds)),
+                alert_safety_poll_seconds=float(
+                    e.get("XINQIAO_ALERT_SAFETY_POLL_SECONDS", d.alert_safety_poll_seconds)
+                ),
                 oidc_issuer=e.get("XINQIAO_OIDC_ISSUER") or None,
                 oidc_audience=e.get("XINQIAO_OIDC_AUDIENCE") or None,
                 oidc_jwks_file=Path(e["XINQIAO_OIDC_JWKS_FILE"])
@@ -143,6 +150,11 @@ class Settings:
             raise SystemExit(
                 "invalid configuration: XINQIAO_KEK_ROTATION_DAYS must be at least 1 and "
                 "XINQIAO_BACKUP_RETENTION_DAYS not negative"
+            )
+        if self.alert_feed_seconds <= 0 or self.alert_safety_poll_seconds <= 0:
+            raise SystemExit(
+                "invalid configuration: XINQIAO_ALERT_FEED_SECONDS and "
+                "XINQIAO_ALERT_SAFETY_POLL_SECONDS must be positive"
             )
         if self.audit_retention_days < 180:
             raise SystemExit(

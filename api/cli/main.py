@@ -32,6 +32,24 @@ def cli() -> None:
     pass
 
 
+WS_PROTOCOL = "websockets-sansio"
+"""uvicorn's implementation over the pinned ``websockets`` library. Named, not "auto": with no
+WebSocket library "auto" serves HTTP only and answers every upgrade with 400, so live alerts
+would fail silently in front of users while every HTTP check passed."""
+
+
+def _websocket_protocol() -> str:
+    """The WebSocket implementation ``serve`` hands uvicorn, or a refusal to start without it."""
+    try:
+        import websockets  # noqa: F401  # only whether it imports
+    except ImportError as exc:
+        raise click.ClickException(
+            f"cannot serve live alerts: the WebSocket library 'websockets' does not import "
+            f"({exc}); install the pinned dependencies: pip install -c requirements.lock -e ."
+        ) from None
+    return WS_PROTOCOL
+
+
 @cli.command(help="Serve the GraphQL API (GraphiQL at /graphql in development mode).")
 @click.option("--host", default=None, help="Bind address (default XINQIAO_HOST or 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port (default XINQIAO_PORT or 8000).")
@@ -41,6 +59,7 @@ def serve(host: str | None, port: int | None) -> None:
     from api.app import create_app
     from api.logs import configure_logging
 
+    ws = _websocket_protocol()
     settings = _settings()
     _ensure_sqlite_dir(settings)
     configure_logging(os.environ.get("XINQIAO_LOG_LEVEL", "INFO"))
@@ -48,6 +67,7 @@ def serve(host: str | None, port: int | None) -> None:
         create_app(settings),
         host=host or settings.host,
         port=port or settings.port,
+        ws=ws,
         proxy_headers=False,
         server_header=False,
         log_config=None,  # ours: JSON lines with trace ids (api.logs)

@@ -111,7 +111,9 @@ class XinqiaoGraphQL(GraphQL[RequestContext, None]):
         )
         self.graphql_schema = schema._schema
         """graphql-core's schema under strawberry's, for the client-scope check."""
-        self.feed = AlertFeed(engine, settings.alert_feed_seconds)
+        self.feed = AlertFeed(
+            engine, settings.alert_feed_seconds, settings.alert_safety_poll_seconds
+        )
         self.keys = keys
         self.protection = protection
         self.settings = settings
