@@ -17,6 +17,7 @@ from domain.cases import RiskLevel, SourceChannel
 from domain.classification import written_fields
 from domain.errors import NotFound
 from domain.routing import UnitNode, alert_team, first_acting, route
+from domain.units import UnitKind
 
 Deadlines = dict[RiskLevel, timedelta]
 
@@ -167,3 +168,57 @@ async def dismiss_alert(gate: Gate, *, alert_id: int, reason: str) -> int:
     fields = ["status", "resolution", "dismissed_reason", "closed_at"]
     gate.wrote(target.permit, alert, fields, "dismiss", person_id=target.person_id)
     return alert.id
+
+
+CONCERN_KINDS = {
+    "mood": "情绪低落",
+    "self_harm_talk": "提到轻生",
+    "isolation": "长期独居、少与人来往",
+    "conflict": "家庭矛盾",
+    "health": "身体或用药问题",
+    "other": "其他",
+}
+"""What a volunteer or an association may say a concern is about (the alert's summary starts
+with it, so the team reads the kind before the text)."""
+
+SPECIAL_FAMILY_OWNERS = {"shidu": UnitKind.FAMILY_PLANNING, "shangcan": UnitKind.FAMILY_PLANNING}
+"""A concern about a 失独 or 伤残 family also reaches the association that serves them."""
+
+
+async def raise_concern(
+    gate: Gate,
+    *,
+    person_id: int,
+    kind: str,
+    urgency: RiskLevel,
+    text: str | None,
+    deadlines: Deadlines,
+) -> int:
+    """A volunteer or association raises a concern about someone they serve (linked to, or in
+    their care by the policy): it becomes an alert routed like any other (by its urgency), and
+    also reaches the association that serves the person's family when it is a 失独 or 伤残
+    family. Afterwards the raiser follows only its status (``creator``)."""
+    subject = await gate.require(m.Person, person_id, "person")
+    permit = gate.authorize(Entity.ALERT, Action.CREATE, subject.relations, subject.conditions)
+    area = subject.row.residence_unit_id
+    owner, targets = await address(gate, area, urgency)
+    held = await gate.conditions_of(m.Person, person_id)
+    kinds = {SPECIAL_FAMILY_OWNERS[c] for c in held if c in SPECIAL_FAMILY_OWNERS}
+    associations = [u.id for u in await gate.units() if u.kind in kinds]
+    alert = m.Alert(
+        person_id=person_id,
+        channel=SourceChannel.CONCERN,
+        risk_level=urgency,
+        summary=f"【{CONCERN_KINDS[kind]}】{text or ''}".strip(),
+        status=AlertStatus.OPEN,
+        area_unit_id=area,
+        target_unit_id=owner,
+        raised_at=gate.now,
+        routed_at=gate.now,
+        ack_deadline=gate.now + deadlines[urgency],
+        created_by_staff_id=gate.subject.staff_id,
+    )
+    fields = ["risk_level", "summary", "target_unit_id", "channel"]
+    alert_id = await gate.insert(permit, alert, fields, "concern", person_id=person_id)
+    await send_to(gate, permit, alert, list(dict.fromkeys((*targets, *associations))))
+    return alert_id

@@ -220,12 +220,14 @@ async def test_story_hotline_call_about_a_student_with_suicidal_ideation(api: Ap
     for outsider in ("grid.donghu", "volunteer.li", "psychiatrist", "jisheng"):
         assert await case_as(api, outsider, case) is None, outsider
 
-    # 5. Nobody acknowledges in time: cron's `xinqiao jobs run-once` escalates it a level up.
+    # 5. Nobody acknowledges in time: cron's `xinqiao jobs run-once` escalates it to the nearest
+    #    unit where someone may act. Nobody in the street or district may, so it goes to the
+    #    district duty officer in the governance centre (issue 14, ADR 0009).
     await pass_deadline(api, high[0]["id"])  # 30 minutes pass
     assert "escalated" in run_jobs(api)
     escalated = [a for a in await alerts_of(api, "zongzhi", case) if a["id"] == high[0]["id"]]
     assert escalated[0]["status"] == "ESCALATED"
-    assert escalated[0]["targetUnit"]["kind"] == "STREET"
+    assert escalated[0]["targetUnit"]["kind"] == "GOVERNANCE_CENTRE"
     ack = await ok(api, "police.donghu", ACK, {"id": high[0]["id"]}, "acknowledgeAlert")
     assert ack["alert"]["status"] == "ACKNOWLEDGED"
 

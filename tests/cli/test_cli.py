@@ -65,7 +65,7 @@ async def test_fresh_database_demo_and_token(empty_database: str, tmp_path: Path
     up = cli(["db", "upgrade"], env)
     assert up.returncode == 0, up.stderr
     assert cli(["keys", "init"], env).returncode == 0
-    assert "0014" in up.stdout
+    assert "0015" in up.stdout
     demo = cli(["demo", "--persons", "300", "--seed", "3"], env)
     assert demo.returncode == 0, demo.stderr
     again = cli(["demo"], env)
