@@ -25,19 +25,17 @@ Deadlines = dict[RiskLevel, timedelta]
 def routing_alert(gate: Gate, case: m.Case, lead: int, deadlines: Deadlines, why: str) -> m.Alert:
     """The alert every routing raises to the case's new lead team, with its tier's deadline."""
     risk = RiskLevel(case.risk_level)
-    return m.Alert(
+    return m.Alert.raised(
         person_id=case.subject_id,
         case_id=case.id,
         channel=case.source_channel,
-        risk_level=risk,
+        risk=risk,
         summary=f"{why}（{risk.value}风险），请接手",
-        status=AlertStatus.OPEN,
         area_unit_id=case.area_unit_id,
-        target_unit_id=lead,
-        raised_at=gate.now,
-        routed_at=gate.now,
-        ack_deadline=gate.now + deadlines[risk],
-        created_by_staff_id=gate.subject.staff_id,
+        owner_unit_id=lead,
+        at=gate.now,
+        within=deadlines[risk],
+        staff_id=gate.subject.staff_id,
     )
 
 
@@ -54,19 +52,17 @@ async def raise_for_case(
     action: str,
 ) -> int:
     """An alert about a case, raised by a rule (a self-harm answer) under the case's permit."""
-    alert = m.Alert(
+    alert = m.Alert.raised(
         person_id=case.subject_id,
         case_id=case.id,
         channel=case.source_channel,
-        risk_level=risk,
+        risk=risk,
         summary=summary,
-        status=AlertStatus.OPEN,
         area_unit_id=case.area_unit_id,
-        target_unit_id=target_unit_id,
-        raised_at=gate.now,
-        routed_at=gate.now,
-        ack_deadline=gate.now + deadlines[risk],
-        created_by_staff_id=gate.subject.staff_id,
+        owner_unit_id=target_unit_id,
+        at=gate.now,
+        within=deadlines[risk],
+        staff_id=gate.subject.staff_id,
     )
     return await gate.insert(permit, alert, fields, action, person_id=case.subject_id)
 
@@ -93,20 +89,18 @@ async def raise_alert(
     if new_person is not None and person_id is None:
         person_id, duplicates = await intake_person(gate, new_person, area_unit_id)
     owner, targets = await address(gate, area_unit_id, risk)
-    alert = m.Alert(
+    alert = m.Alert.raised(
         possible_duplicates=duplicates,
         person_id=person_id,
         channel=channel,
-        risk_level=risk,
+        risk=risk,
         summary=summary,
-        status=AlertStatus.OPEN,
         area_unit_id=area_unit_id,
-        target_unit_id=owner,
-        raised_at=gate.now,
-        routed_at=gate.now,
-        ack_deadline=gate.now + deadlines[risk],
-        created_by_staff_id=gate.subject.staff_id,
-        created_by_client_id=gate.subject.client_pk,
+        owner_unit_id=owner,
+        at=gate.now,
+        within=deadlines[risk],
+        staff_id=gate.subject.staff_id,
+        client_id=gate.subject.client_pk,
     )
     alert_id = await gate.insert(
         permit, alert, written_fields(alert), "create", person_id=person_id
@@ -205,18 +199,16 @@ async def raise_concern(
     held = await gate.conditions_of(m.Person, person_id)
     kinds = {SPECIAL_FAMILY_OWNERS[c] for c in held if c in SPECIAL_FAMILY_OWNERS}
     associations = [u.id for u in await gate.units() if u.kind in kinds]
-    alert = m.Alert(
+    alert = m.Alert.raised(
         person_id=person_id,
         channel=SourceChannel.CONCERN,
-        risk_level=urgency,
+        risk=urgency,
         summary=f"【{CONCERN_KINDS[kind]}】{text or ''}".strip(),
-        status=AlertStatus.OPEN,
         area_unit_id=area,
-        target_unit_id=owner,
-        raised_at=gate.now,
-        routed_at=gate.now,
-        ack_deadline=gate.now + deadlines[urgency],
-        created_by_staff_id=gate.subject.staff_id,
+        owner_unit_id=owner,
+        at=gate.now,
+        within=deadlines[urgency],
+        staff_id=gate.subject.staff_id,
     )
     fields = ["risk_level", "summary", "target_unit_id", "channel"]
     alert_id = await gate.insert(permit, alert, fields, "concern", person_id=person_id)
