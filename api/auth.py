@@ -70,7 +70,7 @@ async def _staff_subject(session: AsyncSession, claims: TokenClaims) -> Subject 
         unit_id=unit.id,
         unit_path=unit.path,
         jurisdiction_path=await _unit_paths(session, unit),
-        roles=staff.roles,
+        roles=frozenset(staff.roles),
         token_id=claims.token_id,
         token_expires=claims.expires_at,
     )

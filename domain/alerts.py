@@ -116,6 +116,42 @@ class Alert(Sealed, Protected, Base):
     """Intake found this many existing persons matching the caller's details: flagged for a
     person to resolve, never merged silently."""
 
+    @classmethod
+    def raised(
+        cls,
+        *,
+        channel: SourceChannel,
+        risk: RiskLevel,
+        summary: str | None,
+        area_unit_id: int,
+        owner_unit_id: int,
+        at: datetime,
+        within: timedelta,
+        person_id: int | None = None,
+        case_id: int | None = None,
+        staff_id: int | None = None,
+        client_id: int | None = None,
+        possible_duplicates: int = 0,
+    ) -> Alert:
+        """A new open alert, owned by ``owner_unit_id``, to be acknowledged ``within`` its
+        tier's deadline. The summary is plain text here; the gate seals it on insert."""
+        return cls(
+            person_id=person_id,
+            case_id=case_id,
+            channel=channel,
+            risk_level=risk,
+            summary=summary,
+            status=AlertStatus.OPEN,
+            area_unit_id=area_unit_id,
+            target_unit_id=owner_unit_id,
+            raised_at=at,
+            routed_at=at,
+            ack_deadline=at + within,
+            created_by_staff_id=staff_id,
+            created_by_client_id=client_id,
+            possible_duplicates=possible_duplicates,
+        )
+
     def acknowledge(self, *, staff_id: int, at: datetime) -> None:
         if self.status not in (AlertStatus.OPEN, AlertStatus.ESCALATED):
             raise DomainError(ErrorCode.INVALID_TRANSITION, "该预警已确认或已关闭")

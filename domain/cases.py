@@ -33,6 +33,8 @@ class SourceChannel(StrEnum):
     CITIZEN_12345 = "citizen_12345"
     WALK_IN = "walk_in"
     ONLINE_BOOKING = "online_booking"
+    CONCERN = "concern"
+    """Raised by a volunteer or an association about someone they serve (``raiseConcern``)."""
 
 
 class CaseStatus(StrEnum):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import ClassVar
 
 from sqlalchemy import Boolean, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -57,9 +58,13 @@ class Staff(Protected, Base):
     )
     role_rows: Mapped[list[StaffRole]] = relationship(lazy="selectin", cascade="all, delete-orphan")
 
+    derived_field_classes: ClassVar[dict[str, FieldClass]] = {"roles": FieldClass.BASIC}
+    """What an account is for belongs to the directory, like its name and unit."""
+
     @property
-    def roles(self) -> frozenset[Role]:
-        return frozenset(r.role for r in self.role_rows)
+    def roles(self) -> tuple[Role, ...]:
+        """The account's roles, in a stable order."""
+        return tuple(sorted(r.role for r in self.role_rows))
 
 
 class StaffRole(Base):

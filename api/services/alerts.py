@@ -17,6 +17,7 @@ from domain.cases import RiskLevel, SourceChannel
 from domain.classification import written_fields
 from domain.errors import NotFound
 from domain.routing import UnitNode, alert_team, first_acting, route
+from domain.units import UnitKind
 
 Deadlines = dict[RiskLevel, timedelta]
 
@@ -24,19 +25,17 @@ Deadlines = dict[RiskLevel, timedelta]
 def routing_alert(gate: Gate, case: m.Case, lead: int, deadlines: Deadlines, why: str) -> m.Alert:
     """The alert every routing raises to the case's new lead team, with its tier's deadline."""
     risk = RiskLevel(case.risk_level)
-    return m.Alert(
+    return m.Alert.raised(
         person_id=case.subject_id,
         case_id=case.id,
         channel=case.source_channel,
-        risk_level=risk,
+        risk=risk,
         summary=f"{why}（{risk.value}风险），请接手",
-        status=AlertStatus.OPEN,
         area_unit_id=case.area_unit_id,
-        target_unit_id=lead,
-        raised_at=gate.now,
-        routed_at=gate.now,
-        ack_deadline=gate.now + deadlines[risk],
-        created_by_staff_id=gate.subject.staff_id,
+        owner_unit_id=lead,
+        at=gate.now,
+        within=deadlines[risk],
+        staff_id=gate.subject.staff_id,
     )
 
 
@@ -53,19 +52,17 @@ async def raise_for_case(
     action: str,
 ) -> int:
     """An alert about a case, raised by a rule (a self-harm answer) under the case's permit."""
-    alert = m.Alert(
+    alert = m.Alert.raised(
         person_id=case.subject_id,
         case_id=case.id,
         channel=case.source_channel,
-        risk_level=risk,
+        risk=risk,
         summary=summary,
-        status=AlertStatus.OPEN,
         area_unit_id=case.area_unit_id,
-        target_unit_id=target_unit_id,
-        raised_at=gate.now,
-        routed_at=gate.now,
-        ack_deadline=gate.now + deadlines[risk],
-        created_by_staff_id=gate.subject.staff_id,
+        owner_unit_id=target_unit_id,
+        at=gate.now,
+        within=deadlines[risk],
+        staff_id=gate.subject.staff_id,
     )
     return await gate.insert(permit, alert, fields, action, person_id=case.subject_id)
 
@@ -92,20 +89,18 @@ async def raise_alert(
     if new_person is not None and person_id is None:
         person_id, duplicates = await intake_person(gate, new_person, area_unit_id)
     owner, targets = await address(gate, area_unit_id, risk)
-    alert = m.Alert(
+    alert = m.Alert.raised(
         possible_duplicates=duplicates,
         person_id=person_id,
         channel=channel,
-        risk_level=risk,
+        risk=risk,
         summary=summary,
-        status=AlertStatus.OPEN,
         area_unit_id=area_unit_id,
-        target_unit_id=owner,
-        raised_at=gate.now,
-        routed_at=gate.now,
-        ack_deadline=gate.now + deadlines[risk],
-        created_by_staff_id=gate.subject.staff_id,
-        created_by_client_id=gate.subject.client_pk,
+        owner_unit_id=owner,
+        at=gate.now,
+        within=deadlines[risk],
+        staff_id=gate.subject.staff_id,
+        client_id=gate.subject.client_pk,
     )
     alert_id = await gate.insert(
         permit, alert, written_fields(alert), "create", person_id=person_id
@@ -167,3 +162,55 @@ async def dismiss_alert(gate: Gate, *, alert_id: int, reason: str) -> int:
     fields = ["status", "resolution", "dismissed_reason", "closed_at"]
     gate.wrote(target.permit, alert, fields, "dismiss", person_id=target.person_id)
     return alert.id
+
+
+CONCERN_KINDS = {
+    "mood": "情绪低落",
+    "self_harm_talk": "提到轻生",
+    "isolation": "长期独居、少与人来往",
+    "conflict": "家庭矛盾",
+    "health": "身体或用药问题",
+    "other": "其他",
+}
+"""What a volunteer or an association may say a concern is about (the alert's summary starts
+with it, so the team reads the kind before the text)."""
+
+SPECIAL_FAMILY_OWNERS = {"shidu": UnitKind.FAMILY_PLANNING, "shangcan": UnitKind.FAMILY_PLANNING}
+"""A concern about a 失独 or 伤残 family also reaches the association that serves them."""
+
+
+async def raise_concern(
+    gate: Gate,
+    *,
+    person_id: int,
+    kind: str,
+    urgency: RiskLevel,
+    text: str | None,
+    deadlines: Deadlines,
+) -> int:
+    """A volunteer or association raises a concern about someone they serve (linked to, or in
+    their care by the policy): it becomes an alert routed like any other (by its urgency), and
+    also reaches the association that serves the person's family when it is a 失独 or 伤残
+    family. Afterwards the raiser follows only its status (``creator``)."""
+    subject = await gate.require(m.Person, person_id, "person")
+    permit = gate.authorize(Entity.ALERT, Action.CREATE, subject.relations, subject.conditions)
+    area = subject.row.residence_unit_id
+    owner, targets = await address(gate, area, urgency)
+    held = await gate.conditions_of(m.Person, person_id)
+    kinds = {SPECIAL_FAMILY_OWNERS[c] for c in held if c in SPECIAL_FAMILY_OWNERS}
+    associations = [u.id for u in await gate.units() if u.kind in kinds]
+    alert = m.Alert.raised(
+        person_id=person_id,
+        channel=SourceChannel.CONCERN,
+        risk=urgency,
+        summary=f"【{CONCERN_KINDS[kind]}】{text or ''}".strip(),
+        area_unit_id=area,
+        owner_unit_id=owner,
+        at=gate.now,
+        within=deadlines[urgency],
+        staff_id=gate.subject.staff_id,
+    )
+    fields = ["risk_level", "summary", "target_unit_id", "channel"]
+    alert_id = await gate.insert(permit, alert, fields, "concern", person_id=person_id)
+    await send_to(gate, permit, alert, list(dict.fromkeys((*targets, *associations))))
+    return alert_id

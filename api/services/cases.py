@@ -247,13 +247,52 @@ async def set_risk_level(gate: Gate, *, case_id: int, risk: RiskLevel, deadlines
 async def assign_worker(gate: Gate, *, case_id: int, staff_id: int) -> int:
     """Assign a staff member to an open case (an assignment is an access grant: see
     ``teams.assign``)."""
-    target = await gate.for_write(m.Case, case_id, Action.ASSIGN)
+    target = await lead_permit(gate, case_id)
     worker = await gate.require(m.Staff, staff_id, "staff")
     if not worker.row.active:
         raise NotFound(("staff",))
     if target.row.status == CaseStatus.CLOSED:
         raise DomainError(ErrorCode.INVALID_TRANSITION, "个案已结案，不能分派工作人员", ("case",))
     await assign(gate, target.permit, target.row, worker.row)
+    return case_id
+
+
+async def lead_permit(gate: Gate, case_id: int) -> Writable[m.Case]:
+    """A permit to run a case's team. Through the team (``assigned``), only the lead unit's
+    staff may: the co-handling units work the case but do not staff it (the governance centre
+    may for any case in its jurisdiction)."""
+    target = await gate.for_write(m.Case, case_id, Action.ASSIGN)
+    if (
+        target.permit.relation is Relation.ASSIGNED
+        and gate.subject.unit_id != target.row.lead_unit_id
+    ):
+        raise Forbidden("只有牵头单位可以安排本个案的工作人员", ("case",))
+    return target
+
+
+async def end_assignment(gate: Gate, *, case_id: int, staff_id: int) -> int:
+    """Take a worker off a case (their access through it ends now); logged."""
+    target = await lead_permit(gate, case_id)
+    a = m.CaseAssignment
+    ended = await gate.update_rows(
+        target.permit,
+        a,
+        a.case_id == case_id,
+        a.staff_id == staff_id,
+        a.ended_at.is_(None),
+        values={"ended_at": gate.now},
+    )
+    if not ended:
+        raise NotFound(("staff",))
+    for (assignment_id,) in ended:
+        gate.record_write(
+            target.permit,
+            Entity.CASE_ASSIGNMENT,
+            assignment_id,
+            ["ended_at"],
+            "end_assignment",
+            person_id=target.person_id,
+        )
     return case_id
 
 

@@ -15,7 +15,6 @@ from authz.entities import Entity
 from authz.gate import Forbidden, Gate, Order, Visible
 from authz.relations import Relation
 from domain import models as m
-from domain.alerts import AlertStatus
 from domain.assessments import Instrument
 from domain.cases import RiskLevel, SourceChannel
 from domain.classification import FieldClass
@@ -195,19 +194,16 @@ def _alert(
         if row.result.self_harm
         else f"心理筛查得分达到阈值（{campaign.instrument.value} ≥ {campaign.threshold}），请评估"
     )
-    return m.Alert(
+    return m.Alert.raised(
         person_id=person_id,
-        case_id=None,
         channel=SourceChannel.SCHOOL_SCREENING,
-        risk_level=risk,
+        risk=risk,
         summary=summary,
-        status=AlertStatus.OPEN,
         area_unit_id=campaign.school_unit_id,
-        target_unit_id=campaign.school_unit_id,
-        raised_at=gate.now,
-        routed_at=gate.now,
-        ack_deadline=gate.now + deadlines[risk],
-        created_by_staff_id=gate.subject.staff_id,
+        owner_unit_id=campaign.school_unit_id,
+        at=gate.now,
+        within=deadlines[risk],
+        staff_id=gate.subject.staff_id,
     )
 
 

@@ -147,3 +147,89 @@ async def test_opening_a_high_risk_case_says_where_it_went(api: Api) -> None:
     }
     assert routing["visibleToYou"] == (payload["case"] is not None)
     assert number_of(unit(api, "police:donghu")) == api.district.units["police:donghu"]
+
+
+ASSIGN = """mutation($case: ID!, $staff: ID!) { assignCaseWorker(case: $case, staff: $staff) {
+  errors { code field } } }"""
+END = """mutation($case: ID!, $staff: ID!) { endCaseAssignment(case: $case, staff: $staff) {
+  errors { code field } } }"""
+DIRECTORY = """query($id: ID!) { node(id: $id) { ... on Unit {
+  staff { id displayName roles active } } } }"""
+
+
+async def test_the_lead_unit_runs_its_team(api: Api) -> None:
+    """The police station leads the high-risk joint team: it takes a worker off the case and
+    puts one on, choosing from a unit's staff directory."""
+    case = gid("Case", api.district.records[0]["high_case"])
+    counselor = gid("Staff", api.district.staff["counselor"])
+    centre = await api.data("police.donghu", DIRECTORY, {"id": unit(api, "health_centre")})
+    directory = {s["id"]: s for s in centre["node"]["staff"]}
+    assert directory[counselor]["roles"] == ["COUNSELLOR"] and directory[counselor]["active"]
+
+    ended = await api.data("police.donghu", END, {"case": case, "staff": counselor})
+    assert ended["endCaseAssignment"]["errors"] == []
+    again = await api.data("police.donghu", END, {"case": case, "staff": counselor})
+    assert again["endCaseAssignment"]["errors"] == [{"code": "NOT_FOUND", "field": ["staff"]}]
+    put = await api.data("police.donghu", ASSIGN, {"case": case, "staff": counselor})
+    assert put["assignCaseWorker"]["errors"] == []
+
+
+async def test_a_co_handling_unit_does_not_staff_the_case(api: Api) -> None:
+    """The social worker works the medium-risk case (assigned) but the governance centre leads
+    it: only the lead unit, or the governance centre for its area, may assign."""
+    case = gid("Case", api.district.records[0]["medium_case"])
+    grid_worker = gid("Staff", api.district.staff["grid.donghu"])
+    refused = await api.data("social.donghu", ASSIGN, {"case": case, "staff": grid_worker})
+    assert refused["assignCaseWorker"]["errors"][0]["code"] == "FORBIDDEN"
+    social = gid("Staff", api.district.staff["social.donghu"])
+    refused = await api.data("social.donghu", END, {"case": case, "staff": social})
+    assert refused["endCaseAssignment"]["errors"][0]["code"] == "FORBIDDEN"
+    ended = await api.data("zongzhi", END, {"case": case, "staff": social})
+    assert ended["endCaseAssignment"]["errors"] == []
+
+
+CONCERN = """mutation($in: RaiseConcernInput!) { raiseConcern(input: $in) {
+  alert { id status } errors { code field } } }"""
+FOLLOW = """query($id: ID!) { node(id: $id) { ... on Alert {
+  status riskLevel summary redactedFields } } }"""
+
+
+async def test_a_volunteer_s_concern_about_a_shidu_family_reaches_the_association(
+    api: Api,
+) -> None:
+    member = gid("Person", api.district.records[0]["shidu_member"])
+    raised = await api.data(
+        "volunteer.li",
+        CONCERN,
+        {
+            "in": {
+                "person": member,
+                "kind": "MOOD",
+                "urgency": "LOW",
+                "text": "节前探访时老人哭了很久",
+            }
+        },
+    )
+    payload = raised["raiseConcern"]
+    assert payload["errors"] == [] and payload["alert"]["status"] == "OPEN"
+    alert = payload["alert"]["id"]
+    association = (await api.data("jisheng", FOLLOW, {"id": alert}))["node"]
+    assert association is not None and association["summary"].startswith("【情绪低落】")
+    # the volunteer follows its status, not what it says
+    mine = (await api.data("volunteer.li", FOLLOW, {"id": alert}))["node"]
+    assert mine is not None and mine["status"] == "OPEN" and mine["summary"] is None
+    assert "summary" in mine["redactedFields"]
+    acked = await api.data("jisheng", ACK, {"id": alert})
+    assert acked["acknowledgeAlert"]["errors"] == []
+    assert (await api.data("volunteer.li", FOLLOW, {"id": alert}))["node"]["status"] == (
+        "ACKNOWLEDGED"
+    )
+
+
+async def test_a_concern_needs_someone_you_serve(api: Api) -> None:
+    stranger = gid("Person", api.district.records[0]["adult"])
+    refused = await api.data(
+        "volunteer.li", CONCERN, {"in": {"person": stranger, "kind": "OTHER", "urgency": "LOW"}}
+    )
+    assert refused["raiseConcern"]["errors"] == [{"code": "NOT_FOUND", "field": ["person"]}]
+    assert refused["raiseConcern"]["alert"] is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from enum import Enum
 
 import strawberry
 from strawberry import relay
@@ -76,6 +77,24 @@ class CasePayload:
     routing: CaseRouting | None = strawberry.field(
         default=None, description="openCase: the team the case was routed to."
     )
+
+
+@strawberry.enum(description="What a concern is about.")
+class ConcernKind(Enum):
+    MOOD = "mood"
+    SELF_HARM_TALK = "self_harm_talk"
+    ISOLATION = "isolation"
+    CONFLICT = "conflict"
+    HEALTH = "health"
+    OTHER = "other"
+
+
+@strawberry.input(description="A volunteer's or an association's concern about someone they serve.")
+class RaiseConcernInput:
+    person: relay.GlobalID
+    kind: ConcernKind
+    urgency: RiskLevel = strawberry.field(description="Routes it like an alert of that tier.")
+    text: str | None = None
 
 
 @strawberry.type
@@ -268,6 +287,22 @@ class CaseMutations:
 
         return await mutate(info, action, CasePayload, CaseType, "case")
 
+    @strawberry.mutation(
+        description="Take a worker off a case: their access through it ends now. The case's "
+        "lead unit (or the governance centre for its area) may."
+    )
+    async def end_case_assignment(
+        self, info: strawberry.Info, case: relay.GlobalID, staff: relay.GlobalID
+    ) -> CasePayload:
+        async def action(gate: Gate) -> int:
+            case_id, staff_id = collect(
+                lambda: ids.decode(case, "Case", "case")[1],
+                lambda: ids.decode(staff, "Staff", "staff")[1],
+            )
+            return await cases.end_assignment(gate, case_id=case_id, staff_id=staff_id)
+
+        return await mutate(info, action, CasePayload, CaseType, "case")
+
     @strawberry.mutation(description="Record an intervention on a case you work on.")
     async def record_intervention(
         self, info: strawberry.Info, input: RecordInterventionInput
@@ -350,6 +385,28 @@ class CaseMutations:
             return await alerts.dismiss_alert(gate, alert_id=number, reason=text or "")
 
         return await mutate(info, action, DismissAlertPayload, AlertType, "alert")
+
+    @strawberry.mutation(
+        description="Raise a concern about someone you visit or serve (volunteers, the family-"
+        "planning association): it becomes an alert routed by its urgency, and you follow only "
+        "its status afterwards."
+    )
+    async def raise_concern(self, info: strawberry.Info, input: RaiseConcernInput) -> AlertPayload:
+        async def action(gate: Gate) -> int:
+            person_id, text = collect(
+                lambda: ids.decode(input.person, "Person", "person")[1],
+                lambda: v.text(input.text, 2000, "text"),
+            )
+            return await alerts.raise_concern(
+                gate,
+                person_id=person_id,
+                kind=input.kind.value,
+                urgency=input.urgency,
+                text=text,
+                deadlines=ctx(info).settings.ack_deadlines,
+            )
+
+        return await mutate(info, action, AlertPayload, AlertType, "alert")
 
     @strawberry.mutation(description="Acknowledge an alert addressed to your team.")
     async def acknowledge_alert(self, info: strawberry.Info, id: relay.GlobalID) -> AlertPayload:

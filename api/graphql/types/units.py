@@ -5,9 +5,9 @@ from typing import Annotated, Any, ClassVar
 import strawberry
 from strawberry import relay
 
-from api.graphql.types.base import REDACTED_DOC, Gated, load_one
+from api.graphql.types.base import REDACTED_DOC, Gated, load_children, load_one
 from api.graphql.types.enums import Role, UnitKind
-from authz.gate import Visible
+from authz.gate import Order, Visible
 from domain.base import Base
 from domain.staff import Staff
 from domain.units import Unit
@@ -36,6 +36,15 @@ class UnitType(relay.Node, Gated):
     ) -> Annotated["UnitType", strawberry.lazy("api.graphql.types.units")] | None:
         return await load_one(info, UnitType, self.link("area"))
 
+    @strawberry.field(
+        description="The unit's staff directory (name, roles, active), for whoever assigns work: "
+        "as the directory policy allows."
+    )
+    async def staff(
+        self, info: strawberry.Info, first: int = 50
+    ) -> list[Annotated["StaffType", strawberry.lazy("api.graphql.types.units")]]:
+        return await load_children(info, StaffType, Staff.unit_id, self.id, Order(Staff.id), first)
+
 
 @strawberry.type(name="Staff", description="A staff account (工作人员).")
 class StaffType(relay.Node, Gated):
@@ -46,6 +55,7 @@ class StaffType(relay.Node, Gated):
     username: str | None = None
     display_name: str | None = None
     active: bool | None = None
+    roles: list[Role] | None = None
     redacted_fields: list[str] = strawberry.field(default_factory=list, description=REDACTED_DOC)
     _visible: strawberry.Private[Visible[Any] | None] = None
 
