@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from api.services.intake import IntakePerson, intake_person
+from api.services.notify import enqueue_for_alert
 from authz.actions import Action
 from authz.entities import Entity
 from authz.gate import Gate, Permit
@@ -64,7 +65,9 @@ async def raise_for_case(
         ack_deadline=gate.now + deadlines[risk],
         created_by_staff_id=gate.subject.staff_id,
     )
-    return await gate.insert(permit, alert, fields, action, person_id=case.subject_id)
+    alert_id = await gate.insert(permit, alert, fields, action, person_id=case.subject_id)
+    await enqueue_for_alert(gate, permit, alert)
+    return alert_id
 
 
 async def raise_alert(
@@ -103,7 +106,11 @@ async def raise_alert(
         created_by_staff_id=gate.subject.staff_id,
         created_by_client_id=gate.subject.client_pk,
     )
-    return await gate.insert(permit, alert, written_fields(alert), "create", person_id=person_id)
+    alert_id = await gate.insert(
+        permit, alert, written_fields(alert), "create", person_id=person_id
+    )
+    await enqueue_for_alert(gate, permit, alert)
+    return alert_id
 
 
 async def acknowledge_alert(gate: Gate, *, alert_id: int) -> int:
