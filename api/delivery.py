@@ -190,11 +190,8 @@ class Delivery:
             )
             rows = taken.all()
             units = {r.unit_id for r in rows}
-            names = dict(
-                (await s.execute(select(Unit.id, Unit.name).where(Unit.id.in_(units))))
-                .tuples()
-                .all()
-            )
+            found = await s.execute(select(Unit.id, Unit.name).where(Unit.id.in_(units)))
+            names: dict[int, str] = {unit_id: name for unit_id, name in found}
             contacts = await self._contacts(s, units)
             attempts = [
                 NotificationAttempt(
@@ -295,7 +292,7 @@ class Delivery:
             values = {
                 "status": NotificationStatus.DEAD if dead else NotificationStatus.FAILED,
                 "last_error_code": failure.code,
-                "next_attempt_at": max(now, utcnow()) + self.policy.delay(claim.number),
+                "next_attempt_at": now + self.policy.delay(claim.number),
             }
             log.warning(
                 "notification %d attempt %d on %s failed: %s%s",
