@@ -101,7 +101,11 @@ class SmtpSender:
             return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
         client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
         if self.security is SmtpSecurity.STARTTLS:
-            client.starttls(context=ssl.create_default_context())
+            try:
+                client.starttls(context=ssl.create_default_context())
+            except BaseException:
+                client.close()
+                raise
         return client
 
 
