@@ -35,6 +35,7 @@ from domain.alerts import ACK_DEADLINES, Alert, AlertStatus
 from domain.base import utcnow
 from domain.cases import RiskLevel
 from domain.disclosure import AccessKind, Actor, Disclosure
+from domain.notifications import enqueue_escalated
 from domain.routing import next_owner
 from domain.session import rows_matched, system_session
 from domain.staff import Role, Staff, StaffRole
@@ -133,6 +134,9 @@ async def escalate_overdue(
                         changes={"target_unit_id": (target, to)},
                     )
                 )
+        # Delivery outside the browser: the units these alerts moved to are notified, in this
+        # same transaction (domain.notifications, delivered by api.delivery).
+        await enqueue_escalated(s, {alert_id: target for alert_id, target, *_ in overdue}, now)
         await audit.flush(s)
         await signal_routed(s, moved)
         await s.commit()

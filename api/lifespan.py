@@ -2,8 +2,9 @@
 
 Start: refuse to serve with the wrong key-encryption key (checked against the database before
 any request), record that the check passed (``app.state.keys_verified``, which ``/readyz``
-reads), and start the in-server scheduler (escalating overdue alerts, ``api.jobs``) if configured.
-Stop, within bounds: ask the scheduler to end between ticks, cancel it if it is still busy after
+reads), and start the in-server scheduler (escalating overdue alerts, ``api.jobs``) and the
+notification delivery worker (``api.delivery``) if configured.
+Stop, within bounds: ask both loops to end between ticks, cancel one still busy after
 ``SHUTDOWN_WAIT`` and give its teardown as long again, close the live-alert feed, and always
 dispose of the engine and flush telemetry, whatever failed before.
 """
@@ -18,6 +19,7 @@ from contextlib import asynccontextmanager
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
+from api import channels, delivery
 from api.jobs import run_forever, units_without_anyone_to_act
 from api.keyring import KeyProblem
 from api.keyring import verify as verify_keys
@@ -55,14 +57,15 @@ class Lifespan:
         app.state.keys_verified = True
         await self._warn_about_escalation_paths()
         stop = asyncio.Event()
-        scheduler = self._start_scheduler(stop)
+        loops = {t for t in (self._start_scheduler(stop), self._start_delivery(stop)) if t}
         yield
         try:
-            stop.set()  # both background loops end between queries, then the engine goes
-            if scheduler is not None:
-                _, pending = await asyncio.wait({scheduler}, timeout=SHUTDOWN_WAIT)
+            stop.set()  # the background loops end between queries, then the engine goes
+            if loops:
+                _, pending = await asyncio.wait(loops, timeout=SHUTDOWN_WAIT)
                 if pending:  # stuck in a tick: cancel, and give its teardown a bounded wait
-                    scheduler.cancel()
+                    for task in pending:
+                        task.cancel()
                     await asyncio.wait(pending, timeout=SHUTDOWN_WAIT)
             await self.feed.aclose()
         finally:
@@ -99,3 +102,21 @@ class Lifespan:
                 )
             )
         return None
+
+    def _start_delivery(self, stop: asyncio.Event) -> asyncio.Task[None] | None:
+        """The notification delivery loop over the configured channels; none when
+        ``notify.every_seconds`` is not positive (tests, and servers left to cron)."""
+        notify = self.settings.notify
+        if notify.every_seconds <= 0:
+            return None
+        senders = channels.from_settings(notify)
+        if not senders:
+            log.warning("no notification channel configured: alerts reach browsers only")
+        worker = delivery.Delivery.from_settings(
+            self.engine,
+            senders,
+            notify,
+            hash_alg=self.settings.audit_hash,
+            deadlines=self.settings.ack_deadlines,
+        )
+        return asyncio.create_task(delivery.run_forever(worker, notify.every_seconds, stop))

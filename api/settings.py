@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -74,6 +75,8 @@ class Settings:
     backup_retention_days: int = 30
     """How long database backups are kept: a version that has wrapped nothing for longer is due
     for retirement, as no backup that still exists can need it."""
+    notify: NotifySettings = field(default_factory=lambda: NotifySettings())
+    """Delivering alert notifications outside the browser (email, SMS, webhooks)."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -131,6 +134,7 @@ class Settings:
                 lookup_limit_per_minute=int(
                     e.get("XINQIAO_LOOKUP_LIMIT_PER_MINUTE", d.lookup_limit_per_minute)
                 ),
+                notify=NotifySettings.from_env(e),
             )
         except ValueError as exc:
             raise SystemExit(f"invalid configuration: {exc}") from None
@@ -186,3 +190,73 @@ def _flag(value: str | None) -> bool | None:
     if value.lower() in ("0", "false", "no", "off"):
         return False
     raise SystemExit(f"invalid configuration: expected true or false, got {value!r}")
+
+
+class SmtpSecurity(StrEnum):
+    STARTTLS = "starttls"
+    TLS = "tls"
+    """Implicit TLS from the first byte (port 465)."""
+    NONE = "none"
+    """Plain SMTP: a relay on the same host or network only."""
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """The delivery worker and its channels (``api.delivery``, ``api.channels``). A channel is
+    on when its endpoint is set: ``smtp_host`` for email, ``sms_url`` for the SMS gateway,
+    ``webhook_hosts`` for group robots. Secrets are kept out of ``repr``."""
+
+    every_seconds: float = 10.0
+    """How often the server delivers due notifications (0: never; use cron and the CLI)."""
+    max_attempts: int = 6
+    backoff_seconds: float = 30.0
+    """The first retry's wait; each further failure doubles it (at most an hour)."""
+    timeout_seconds: float = 10.0
+    """Per request to an SMTP server, the SMS gateway or a webhook."""
+    link_base: str = ""
+    """The frontend's alert page; a message links to it followed by the alert's global id."""
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_security: SmtpSecurity = SmtpSecurity.STARTTLS
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_from: str = "xinqiao@localhost"
+    sms_url: str | None = None
+    sms_token: str | None = field(default=None, repr=False)
+    webhook_hosts: tuple[str, ...] = ()
+    """Hosts (``host`` or ``host:port``) a unit's webhook URL may point at: a contact row
+    cannot make the server post to anything else."""
+
+    @classmethod
+    def from_env(cls, e: Mapping[str, str]) -> NotifySettings:
+        d = cls()
+        security = e.get("XINQIAO_SMTP_SECURITY", d.smtp_security.value)
+        return cls(
+            every_seconds=float(e.get("XINQIAO_NOTIFY_SECONDS", d.every_seconds)),
+            max_attempts=int(e.get("XINQIAO_NOTIFY_MAX_ATTEMPTS", d.max_attempts)),
+            backoff_seconds=float(e.get("XINQIAO_NOTIFY_BACKOFF_SECONDS", d.backoff_seconds)),
+            timeout_seconds=float(e.get("XINQIAO_NOTIFY_TIMEOUT_SECONDS", d.timeout_seconds)),
+            link_base=e.get("XINQIAO_NOTIFY_LINK_BASE", d.link_base),
+            smtp_host=e.get("XINQIAO_SMTP_HOST") or None,
+            smtp_port=int(e.get("XINQIAO_SMTP_PORT", d.smtp_port)),
+            smtp_security=SmtpSecurity(security),
+            smtp_username=e.get("XINQIAO_SMTP_USERNAME") or None,
+            smtp_password=e.get("XINQIAO_SMTP_PASSWORD") or None,
+            smtp_from=e.get("XINQIAO_SMTP_FROM", d.smtp_from),
+            sms_url=e.get("XINQIAO_SMS_URL") or None,
+            sms_token=e.get("XINQIAO_SMS_TOKEN") or None,
+            webhook_hosts=tuple(
+                h.strip().lower()
+                for h in e.get("XINQIAO_WEBHOOK_HOSTS", "").split(",")
+                if h.strip()
+            ),
+        )
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1 or self.backoff_seconds <= 0 or self.timeout_seconds <= 0:
+            raise SystemExit(
+                "invalid configuration: XINQIAO_NOTIFY_MAX_ATTEMPTS must be at least 1 and "
+                "XINQIAO_NOTIFY_BACKOFF_SECONDS and XINQIAO_NOTIFY_TIMEOUT_SECONDS positive"
+            )
+        if self.sms_url is not None and not self.sms_token:
+            raise SystemExit("invalid configuration: XINQIAO_SMS_URL needs XINQIAO_SMS_TOKEN")

@@ -18,6 +18,7 @@ from domain.identity import (
 )
 from domain.interventions import Intervention
 from domain.keys import DataKeyRecord, KeyCheck, KeyVersion
+from domain.notifications import Notification, NotificationAttempt, UnitContact
 from domain.persons import Guardianship, Person, PersonCategory
 from domain.referrals import Referral
 from domain.screening import ScreeningCampaign
@@ -48,6 +49,8 @@ __all__ = [
     "KeyCheck",
     "KeyVersion",
     "LoginAttempt",
+    "Notification",
+    "NotificationAttempt",
     "PartnerClient",
     "PersistedQuery",
     "RefreshToken",
@@ -59,5 +62,6 @@ __all__ = [
     "Staff",
     "StaffRole",
     "Unit",
+    "UnitContact",
     "VolunteerLink",
 ]

@@ -14,6 +14,7 @@ from api.cli.audit import audit as audit_commands
 from api.cli.identity import partner as partner_commands
 from api.cli.identity import password as password_command
 from api.cli.keys import keys as keys_commands
+from api.cli.notify import notify as notify_commands
 from api.settings import Settings
 
 
@@ -296,6 +297,7 @@ cli.add_command(audit_commands)
 cli.add_command(partner_commands)
 cli.add_command(password_command)
 cli.add_command(keys_commands)
+cli.add_command(notify_commands)
 
 if __name__ == "__main__":
     cli()

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from api.services.intake import IntakePerson, intake_person
+from api.services.notify import enqueue_for_alert
 from authz.actions import Action
 from authz.entities import Entity
 from authz.gate import Gate, Permit
@@ -64,7 +65,9 @@ async def raise_for_case(
         within=deadlines[risk],
         staff_id=gate.subject.staff_id,
     )
-    return await gate.insert(permit, alert, fields, action, person_id=case.subject_id)
+    alert_id = await gate.insert(permit, alert, fields, action, person_id=case.subject_id)
+    await enqueue_for_alert(gate, permit, alert)
+    return alert_id
 
 
 async def raise_alert(
@@ -106,6 +109,7 @@ async def raise_alert(
         permit, alert, written_fields(alert), "create", person_id=person_id
     )
     await send_to(gate, permit, alert, targets)
+    await enqueue_for_alert(gate, permit, alert)
     return alert_id
 
 
@@ -213,4 +217,5 @@ async def raise_concern(
     fields = ["risk_level", "summary", "target_unit_id", "channel"]
     alert_id = await gate.insert(permit, alert, fields, "concern", person_id=person_id)
     await send_to(gate, permit, alert, list(dict.fromkeys((*targets, *associations))))
+    await enqueue_for_alert(gate, permit, alert)
     return alert_id

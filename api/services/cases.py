@@ -8,6 +8,7 @@ import datetime
 from dataclasses import dataclass
 
 from api.services.alerts import Deadlines, routing_alert
+from api.services.notify import enqueue_for_alert
 from api.services.teams import add_co_units, assign, hand_over, team_for
 from authz.actions import Action
 from authz.entities import Entity
@@ -69,6 +70,7 @@ async def open_case(
         alert = routing_alert(gate, case, team.lead, deadlines, "新个案")
         fields = ["risk_level", "summary", "target_unit_id"]
         await gate.insert(permit, alert, fields, "route", person_id=subject_id)
+        await enqueue_for_alert(gate, permit, alert)
     if opener_works_it:
         row = m.CaseAssignment(case_id=case.id, staff_id=me.id, assigned_at=gate.now)
         await gate.insert(permit, row, ["staff_id"], "assign", person_id=subject_id)
@@ -230,6 +232,7 @@ async def set_risk_level(gate: Gate, *, case_id: int, risk: RiskLevel, deadlines
     await gate.insert(
         target.permit, alert, written_fields(alert), "route", person_id=case.subject_id
     )
+    await enqueue_for_alert(gate, target.permit, alert)
     gate.wrote(
         target.permit,
         case,

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from api.services.notify import enqueue_for_alerts
 from authz.actions import Action
 from authz.entities import Entity
 from authz.gate import Forbidden, Gate, Order, Visible
@@ -122,6 +123,7 @@ async def import_results(
         ]
         fields = ("risk_level", "summary")
         await gate.insert_many(alert_permit, alerts, fields, "screening_rule", alert_persons)
+        await enqueue_for_alerts(gate, alert_permit, alerts)
         result.alerts = len(alerts)
     return campaign_id
 

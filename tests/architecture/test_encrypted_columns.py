@@ -59,6 +59,8 @@ NOT_PERSONAL_BY_NAME: dict[str, str] = {
     "audit_checkpoints.note": "an operator's note on a checkpoint",
     "key_checks.name": "which key a check value is for",
     "assessments.class_name": "a school class (初二3班), for the school's own follow-up",
+    "unit_contacts.address": "a unit's duty mailbox, duty phone or group webhook, not a subject's",
+    "notification_attempts.outcome": "sent or failed",
 }
 
 

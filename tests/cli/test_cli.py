@@ -44,6 +44,12 @@ def cli(
         ["password"],
         ["jobs"],
         ["jobs", "run-once"],
+        ["notify"],
+        ["notify", "run-once"],
+        ["notify", "contacts"],
+        ["notify", "contacts", "add"],
+        ["notify", "contacts", "list"],
+        ["notify", "contacts", "remove"],
         ["partner"],
         ["partner", "register"],
         ["partner", "rotate"],
@@ -65,7 +71,7 @@ async def test_fresh_database_demo_and_token(empty_database: str, tmp_path: Path
     up = cli(["db", "upgrade"], env)
     assert up.returncode == 0, up.stderr
     assert cli(["keys", "init"], env).returncode == 0
-    assert "0015" in up.stdout
+    assert "0016" in up.stdout
     demo = cli(["demo", "--persons", "300", "--seed", "3"], env)
     assert demo.returncode == 0, demo.stderr
     again = cli(["demo"], env)
@@ -258,3 +264,79 @@ async def test_the_re_encryption_command_reseals_every_sealed_table(
     assert after.keys() == before.keys()
     assert all(after[k][1] == before[k][1] for k in before), "same plaintext"
     assert all(after[k][0] != before[k][0] for k in before), "every ciphertext re-sealed"
+
+
+async def test_notify_contacts_and_run_once(tmp_path: Path) -> None:
+    """An operator gives a unit contacts, and ``notify run-once`` delivers its alert's message
+    to a real local SMS gateway; a webhook URL's key is not printed."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from domain import models as m
+    from domain.alerts import AlertStatus
+    from domain.base import utcnow
+    from domain.cases import RiskLevel, SourceChannel
+    from domain.notifications import contact_channels, notifications_for
+    from domain.session import create_engine, system_session
+    from domain.units import Unit, UnitKind
+    from tests.receivers import HttpReceiver
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'notify.db'}"
+    env = {"XINQIAO_DATABASE_URL": url, "XINQIAO_KEY_DIR": str(tmp_path / "keys")}
+    assert cli(["db", "upgrade"], env).returncode == 0
+    engine = create_engine(url)
+    try:
+        async with system_session(engine, reason="test: a unit") as s:
+            unit = Unit(name="测试网格", kind=UnitKind.GRID)
+            s.add(unit)
+            await s.flush()
+            unit.place_under(None)
+            await s.commit()
+        added = cli(["notify", "contacts", "add", "测试网格", "sms", "13800000020"], env)
+        assert added.returncode == 0, added.stderr
+        hook = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=secret-key"
+        assert (
+            cli(["notify", "contacts", "add", str(unit.id), "webhook", hook], env).returncode == 0
+        )
+        twice = cli(["notify", "contacts", "add", str(unit.id), "webhook", hook], env)
+        assert twice.returncode != 0 and "already" in twice.stderr
+        bad = cli(["notify", "contacts", "add", str(unit.id), "webhook", "not-a-url"], env)
+        assert bad.returncode != 0
+        listed = cli(["notify", "contacts", "list", "--unit", "测试网格"], env)
+        assert "13800000020" in listed.stdout and "qyapi.weixin.qq.com" in listed.stdout
+        assert "secret-key" not in listed.stdout, "a webhook's key is a credential"
+        webhook_id = next(
+            line.split()[0] for line in listed.stdout.splitlines() if "webhook" in line
+        )
+        assert cli(["notify", "contacts", "remove", webhook_id], env).returncode == 0
+        assert cli(["notify", "contacts", "remove", webhook_id], env).returncode != 0
+
+        now = utcnow()
+        async with system_session(engine, reason="test: an alert and its outbox") as s:
+            alert = m.Alert(
+                channel=SourceChannel.GRID_REPORT,
+                risk_level=RiskLevel.LOW,
+                status=AlertStatus.OPEN,
+                area_unit_id=unit.id,
+                target_unit_id=unit.id,
+                raised_at=now,
+                routed_at=now,
+                ack_deadline=now + timedelta(hours=72),
+            )
+            s.add(alert)
+            await s.flush()
+            s.add_all(notifications_for([alert], await contact_channels(s, [unit.id]), now))
+            await s.commit()
+        with HttpReceiver() as gateway:
+            sms = {"XINQIAO_SMS_URL": gateway.url("/sms"), "XINQIAO_SMS_TOKEN": "t"}
+            ran = cli(["notify", "run-once"], {**env, **sms})
+            assert ran.returncode == 0, ran.stderr
+            assert "sent 1," in ran.stdout
+            assert [r.body["to"] for r in gateway.requests] == [["13800000020"]]
+            assert "sent 0," in cli(["notify", "run-once"], {**env, **sms}).stdout
+        async with system_session(engine, reason="test: read the outbox") as s:
+            statuses = (await s.execute(select(m.Notification.status))).scalars().all()
+        assert statuses == ["sent"]
+    finally:
+        await engine.dispose()

@@ -16,7 +16,7 @@ async def test_upgrade_downgrade_and_no_drift(empty_database: str) -> None:
     engine = create_engine(empty_database)
     try:
         await runner.upgrade(engine)
-        assert await runner.current_revision(engine) == "0015"
+        assert await runner.current_revision(engine) == "0016"
         async with engine.connect() as conn:
             tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
             assert set(Base.metadata.tables) <= tables
@@ -32,7 +32,7 @@ async def test_upgrade_downgrade_and_no_drift(empty_database: str) -> None:
             left = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
         assert left <= {"alembic_version"}
         await runner.upgrade(engine)  # and back up again
-        assert await runner.current_revision(engine) == "0015"
+        assert await runner.current_revision(engine) == "0016"
     finally:
         await engine.dispose()
 
