@@ -149,13 +149,18 @@ class RetryPolicy:
 
 
 def notifications_for(
-    alerts: Iterable[Alert], channels: Mapping[int, Iterable[Channel]], at: datetime
+    alerts: Iterable[Alert],
+    channels: Mapping[int, Iterable[Channel]],
+    at: datetime,
+    units: Mapping[int, Iterable[int]] | None = None,
 ) -> list[Notification]:
-    """One pending notification per alert per channel its target unit has a contact on."""
+    """One pending notification per alert per unit it went to (``units``: alert id → units;
+    by default its owner) per channel that unit has a contact on. A high-risk alert goes to
+    every unit of the joint team at once, so each of them is told (ADR 0009)."""
     return [
         Notification(
             alert_id=alert.id,
-            unit_id=alert.target_unit_id,
+            unit_id=unit_id,
             channel=channel,
             risk_level=alert.risk_level,
             deadline=alert.ack_deadline,
@@ -165,7 +170,10 @@ def notifications_for(
             created_at=at,
         )
         for alert in alerts
-        for channel in sorted(set(channels.get(alert.target_unit_id, ())))
+        for unit_id in sorted(
+            set(units.get(alert.id, ()) if units else ()) | {alert.target_unit_id}
+        )
+        for channel in sorted(set(channels.get(unit_id, ())))
     ]
 
 

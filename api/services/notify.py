@@ -31,13 +31,20 @@ async def enqueue_for_alerts(gate: Gate, permit: Permit, alerts: Sequence[m.Aler
     for a unit without contacts. Returns the new rows' ids."""
     if not alerts:
         return []
+    t = m.AlertTarget
+    addressed = await gate.rows_where(
+        permit, t, t.alert_id.in_([a.id for a in alerts]), columns=[t.alert_id, t.unit_id]
+    )
+    units_of: dict[int, set[int]] = {a.id: {a.target_unit_id} for a in alerts}
+    for _, alert_id, unit_id in addressed:
+        units_of[alert_id].add(unit_id)
     c = m.UnitContact
-    units = sorted({a.target_unit_id for a in alerts})
+    units = sorted(set().union(*units_of.values()))
     found = await gate.rows_where(permit, c, c.unit_id.in_(units), columns=[c.unit_id, c.channel])
     channels: dict[int, set[Channel]] = {}
     for _, unit_id, channel in found:
         channels.setdefault(unit_id, set()).add(Channel(channel))
-    rows = notifications_for(alerts, channels, gate.now)
+    rows = notifications_for(alerts, channels, gate.now, units_of)
     if not rows:
         return []
     for row in rows:

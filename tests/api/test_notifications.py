@@ -36,6 +36,10 @@ from tests.api.test_screening import CAMPAIGN, IMPORT, SELF_HARM, _student, phq9
 from tests.conftest import Api
 from tests.receivers import HttpReceiver, SmtpReceiver
 
+# These tests commit (the outbox, contacts, a second app's background worker): each runs on a
+# private copy of the district (tests/conftest.py).
+pytestmark = pytest.mark.own_database
+
 RAISE = """mutation($in: RaiseAlertInput!) { raiseAlert(input: $in) {
   alert { id ackDeadline } errors { code } } }"""
 
@@ -97,6 +101,17 @@ async def contacts(api: Api) -> AsyncIterator[Contacts]:
 async def _alert(api: Api, alert_id: int) -> m.Alert:
     async with system_session(api.engine, reason="test: read an alert") as s:
         return (await s.execute(select(m.Alert).where(m.Alert.id == alert_id))).scalar_one()
+
+
+async def _went_to(api: Api, alert_id: int) -> list[int]:
+    """Every unit an alert was addressed to: its owner and the rest of its team (ADR 0009)."""
+    async with system_session(api.engine, reason="test: an alert's units") as s:
+        t = m.AlertTarget
+        targets = set((await s.execute(select(t.unit_id).where(t.alert_id == alert_id))).scalars())
+        owner = (
+            await s.execute(select(m.Alert.target_unit_id).where(m.Alert.id == alert_id))
+        ).scalar_one()
+    return sorted(targets | {owner})
 
 
 async def _newest_alert(api: Api) -> int:
@@ -191,7 +206,7 @@ async def test_every_way_an_alert_is_created_notifies_its_unit(
         assert alert_id > since, source
         created[source] = alert_id
 
-    grid = api.district.communities[1]["grid"]
+    grid = api.district.communities[0]["grid"]  # grid.donghu's: someone there may act on it
     mark = await _newest_alert(api)
     raised = await api.data(
         "hotline",
@@ -248,7 +263,9 @@ async def test_every_way_an_alert_is_created_notifies_its_unit(
     try:
         for source, alert_id in created.items():
             alert = await _alert(api, alert_id)
-            expected = [(alert.target_unit_id, Channel.EMAIL, str(alert.risk_level), "pending")]
+            risk = str(alert.risk_level)
+            units = await _went_to(api, alert_id)
+            expected = [(unit, Channel.EMAIL, risk, "pending") for unit in units]
             assert await contacts.outbox(alert_id) == expected, source
     finally:
         # test_screening counts its school's screening alerts: this one goes again.
@@ -258,7 +275,9 @@ async def test_every_way_an_alert_is_created_notifies_its_unit(
             await s.execute(delete(m.Alert).where(m.Alert.id == screening))
             await s.commit()
 
-    # Nobody acknowledges the hotline's alert in time: the community above is notified too.
+    # Nobody acknowledges the hotline's alert in time: it escalates to where someone may act
+    # (nobody may in the community, street or district: the duty officer's unit), which is
+    # notified too.
     async with system_session(api.engine, reason="test: the deadline passes") as s:
         await s.execute(
             update(m.Alert)
@@ -267,10 +286,10 @@ async def test_every_way_an_alert_is_created_notifies_its_unit(
         )
         await s.commit()
     await escalate_overdue(api.engine)
-    community = api.district.communities[1]["community"]
+    duty = api.district.units["governance"]
     assert await contacts.outbox(created["raiseAlert"]) == [
-        (min(grid, community), Channel.EMAIL, "low", "pending"),
-        (max(grid, community), Channel.EMAIL, "low", "pending"),
+        (min(grid, duty), Channel.EMAIL, "low", "pending"),
+        (max(grid, duty), Channel.EMAIL, "low", "pending"),
     ]
 
 
@@ -380,14 +399,15 @@ async def test_the_server_delivers_in_the_background(
 ) -> None:
     _, gateway = background
     grid = api.district.communities[3]["grid"]
-    await contacts.add(grid, Channel.SMS, "13800000013")
+    centre = api.district.units["governance"]  # a medium-risk alert is the governance centre's
+    await contacts.add(centre, Channel.SMS, "13800000013")
     raised = await api.data(
         "hotline",
         RAISE,
         {"in": {"channel": "HOTLINE_96525", "riskLevel": "MEDIUM", "areaUnit": gid("Unit", grid)}},
     )
     alert_id = number_of(raised["raiseAlert"]["alert"]["id"])
-    sent = [(grid, Channel.SMS, "medium", "sent")]
+    sent = [(centre, Channel.SMS, "medium", "sent")]
     for _ in range(400):  # up to 20 s
         if await contacts.outbox(alert_id) == sent:
             break
