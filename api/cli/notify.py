@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from email.utils import parseaddr
 from urllib.parse import urlsplit
 
 import click
@@ -63,6 +64,18 @@ def contacts() -> None:
 CHANNELS = click.Choice([c.value for c in Channel])
 
 
+def _plain_mailbox(address: str) -> bool:
+    """One bare address: a display name, a group (``name: a@b;``) or a list would be parsed by
+    the mail library into other recipients than the operator typed."""
+    name, parsed = parseaddr(address.strip())
+    return (
+        not name
+        and parsed == address.strip()
+        and parsed.count("@") == 1
+        and all(c not in parsed for c in ":;,<>() ")
+    )
+
+
 @contacts.command("add", help="Add a contact: UNIT (id or exact name), CHANNEL, ADDRESS.")
 @click.argument("unit")
 @click.argument("channel", type=CHANNELS)
@@ -72,8 +85,11 @@ def add(unit: str, channel: str, address: str) -> None:
     kind = Channel(channel)
     if kind is Channel.WEBHOOK and urlsplit(address).scheme not in ("http", "https"):
         raise click.BadParameter("a webhook contact is an http(s) URL", param_hint="ADDRESS")
-    if kind is Channel.EMAIL and "@" not in address:
-        raise click.BadParameter("an email contact is an address", param_hint="ADDRESS")
+    if kind is Channel.EMAIL and not _plain_mailbox(address):
+        raise click.BadParameter(
+            "an email contact is one plain address (name@host, no display name, group or list)",
+            param_hint="ADDRESS",
+        )
 
     async def go() -> tuple[int, str]:
         engine = create_engine(settings.database_url)

@@ -303,6 +303,9 @@ async def test_notify_contacts_and_run_once(tmp_path: Path) -> None:
         assert twice.returncode != 0 and "already" in twice.stderr
         bad = cli(["notify", "contacts", "add", str(unit.id), "webhook", "not-a-url"], env)
         assert bad.returncode != 0
+        for mailbox in ("police:donghu@duty.example", "值班 <a@duty.example>", "a@x.cn, b@y.cn"):
+            group = cli(["notify", "contacts", "add", str(unit.id), "email", mailbox], env)
+            assert group.returncode != 0 and "plain address" in group.stderr, mailbox
         listed = cli(["notify", "contacts", "list", "--unit", "测试网格"], env)
         assert "13800000020" in listed.stdout and "qyapi.weixin.qq.com" in listed.stdout
         assert "secret-key" not in listed.stdout, "a webhook's key is a credential"
