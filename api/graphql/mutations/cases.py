@@ -165,6 +165,14 @@ def _intervention_target(input: RecordInterventionInput) -> tuple[int | None, in
     return None, ids.decode(input.family, "Family", "family")[1]
 
 
+def _case_and_staff(case: relay.GlobalID, staff: relay.GlobalID) -> tuple[int, int]:
+    case_id, staff_id = collect(
+        lambda: ids.decode(case, "Case", "case")[1],
+        lambda: ids.decode(staff, "Staff", "staff")[1],
+    )
+    return case_id, staff_id
+
+
 @strawberry.type
 class CaseMutations:
     @strawberry.mutation(
@@ -279,10 +287,7 @@ class CaseMutations:
         self, info: strawberry.Info, case: relay.GlobalID, staff: relay.GlobalID
     ) -> CasePayload:
         async def action(gate: Gate) -> int:
-            case_id, staff_id = collect(
-                lambda: ids.decode(case, "Case", "case")[1],
-                lambda: ids.decode(staff, "Staff", "staff")[1],
-            )
+            case_id, staff_id = _case_and_staff(case, staff)
             return await cases.assign_worker(gate, case_id=case_id, staff_id=staff_id)
 
         return await mutate(info, action, CasePayload, CaseType, "case")
@@ -295,10 +300,7 @@ class CaseMutations:
         self, info: strawberry.Info, case: relay.GlobalID, staff: relay.GlobalID
     ) -> CasePayload:
         async def action(gate: Gate) -> int:
-            case_id, staff_id = collect(
-                lambda: ids.decode(case, "Case", "case")[1],
-                lambda: ids.decode(staff, "Staff", "staff")[1],
-            )
+            case_id, staff_id = _case_and_staff(case, staff)
             return await cases.end_assignment(gate, case_id=case_id, staff_id=staff_id)
 
         return await mutate(info, action, CasePayload, CaseType, "case")
