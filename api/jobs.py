@@ -33,7 +33,7 @@ from authz.acting import acting_units, duty_unit
 from authz.policy import Policy
 from domain.alerts import ACK_DEADLINES, Alert, AlertStatus
 from domain.base import utcnow
-from domain.cases import RiskLevel
+from domain.cases import RiskLevel, SourceChannel
 from domain.disclosure import AccessKind, Actor, Disclosure
 from domain.notifications import enqueue_escalated
 from domain.routing import next_owner
@@ -83,6 +83,8 @@ async def escalate_overdue(
                     Alert.ack_deadline,
                     Alert.risk_level,
                     Alert.person_id,
+                    Alert.channel,
+                    Alert.case_id,
                 )
                 .where(
                     Alert.status.in_([AlertStatus.OPEN, AlertStatus.ESCALATED]),
@@ -104,8 +106,13 @@ async def escalate_overdue(
             trace_id=current_trace_id.get(),
         )
         moved: list[int] = []
-        for alert_id, target, deadline, risk, person_id in overdue:
+        for alert_id, target, deadline, risk, person_id, channel, case_id in overdue:
             to = next_owner(target, parents, acting, duty)
+            if channel == SourceChannel.SCHOOL_SCREENING and case_id is None:
+                # A screening signal stays with the school until someone opens a case: its
+                # tier alone would tell anyone else that a child answered the self-harm item
+                # (ADR 0009). Overdue, it is re-armed there, never moved.
+                to = target
             done = await s.execute(
                 update(Alert)
                 .where(

@@ -60,6 +60,16 @@ def route(area: UnitNode, units: Sequence[UnitNode], risk: RiskLevel) -> Team:
     return Team(police, tuple(u for u in (health, community) if u is not None and u != police))
 
 
+def serving(area: UnitNode, units: Sequence[UnitNode], kind: UnitKind) -> int | None:
+    """The unit of ``kind`` serving the nearest ancestor of ``area`` (itself included), or
+    None when no unit of that kind serves any of them."""
+    for ancestor in reversed(area.ancestors):
+        for unit in units:
+            if unit.kind == kind and unit.area_unit_id == ancestor:
+                return unit.id
+    return None
+
+
 def alert_team(team: Team, units: Sequence[UnitNode]) -> tuple[int, ...]:
     """The units an alert for ``team`` goes to at once: the team, and for its community leg
     the community's grid teams too (ADR 0009: the grid workers are the community on a joint

@@ -10,14 +10,14 @@ from api.services.intake import IntakePerson, intake_person
 from api.services.notify import enqueue_for_alert
 from authz.actions import Action
 from authz.entities import Entity
-from authz.gate import Gate, Permit
+from authz.gate import Forbidden, Gate, Permit
 from authz.relations import Relation
 from domain import models as m
 from domain.alerts import AlertStatus
 from domain.cases import RiskLevel, SourceChannel
 from domain.classification import written_fields
 from domain.errors import NotFound
-from domain.routing import UnitNode, alert_team, first_acting, route
+from domain.routing import UnitNode, alert_team, first_acting, route, serving
 from domain.units import UnitKind
 
 Deadlines = dict[RiskLevel, timedelta]
@@ -159,6 +159,9 @@ async def dismiss_alert(gate: Gate, *, alert_id: int, reason: str) -> int:
     me = gate.staff()
     target = await gate.for_write(m.Alert, alert_id)
     alert = target.row
+    if me.unit_id != alert.target_unit_id:
+        # The rest of a joint team may take an alert on, but only its owner closes it for all.
+        raise Forbidden("只有负责该预警的单位可以关闭预警", ("id",))
     if alert.status in (AlertStatus.OPEN, AlertStatus.ESCALATED):
         alert.acknowledge(staff_id=me.id, at=gate.now)
     alert.dismiss(reason=reason, at=gate.now)
@@ -202,7 +205,11 @@ async def raise_concern(
     owner, targets = await address(gate, area, urgency)
     held = await gate.conditions_of(m.Person, person_id)
     kinds = {SPECIAL_FAMILY_OWNERS[c] for c in held if c in SPECIAL_FAMILY_OWNERS}
-    associations = [u.id for u in await gate.units() if u.kind in kinds]
+    # Only the association serving the person's area: telling any other one would tell it
+    # that this person's family is a 失独 / 伤残 family.
+    nodes = [UnitNode(u.id, u.kind, u.path, u.area_unit_id) for u in await gate.units()]
+    here = next(n for n in nodes if n.id == area)
+    associations = [a for a in (serving(here, nodes, k) for k in sorted(kinds)) if a is not None]
     alert = m.Alert.raised(
         person_id=person_id,
         channel=SourceChannel.CONCERN,

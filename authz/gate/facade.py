@@ -97,6 +97,7 @@ class Gate:
         """The staff member asking; a partner client or anonymous subject is refused."""
         me = self.subject.as_staff()
         if me is None:
+            self._sink.record(Disclosure(AccessKind.DENIED, "staff_only", None, reason="not_staff"))
             raise Forbidden("仅工作人员可执行该操作")
         return me
 
@@ -413,8 +414,8 @@ class Gate:
 
     async def erase(self, permit: Permit, kind: str, owner_id: int) -> None:
         """Crypto-shred an owner's sealed fields (``Sealer.shred``), under an erase permit."""
-        if permit.action is not Action.ERASE:
-            raise TypeError("erasure needs an erase permit")
+        if permit.action is not Action.ERASE or permit.record_id != owner_id:
+            raise TypeError("erasure needs an erase permit for this very owner")
         await self._sealer.shred(kind, owner_id, self._plans.scope)
 
     # -- the organisation tree (not personal data) --------------------------------------------

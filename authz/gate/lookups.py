@@ -25,6 +25,10 @@ from domain.classification import FieldClass
 from domain.disclosure import AccessKind, Disclosure, DisclosureSink
 from domain.errors import NotFound
 
+SEARCH_MAY_OPEN = frozenset({"name", "birth_date"})
+"""What an exact search may open, and only to derive its basic card from (a masked name, an age
+band): an ID number or a phone never leaves through a search."""
+
 
 class Lookups:
     def __init__(
@@ -74,6 +78,8 @@ class Lookups:
         derive the ``shown`` values from) and logs each hit as a search of ``shown``."""
         if permit.action is not Action.SEARCH:
             raise TypeError("search needs a search permit")
+        if not set(opens) <= SEARCH_MAY_OPEN:
+            raise TypeError(f"a search may open only {sorted(SEARCH_MAY_OPEN)}, to mask them")
         pk = inspect(model).primary_key[0]
         stmt = select(model).where(match).order_by(pk).limit(limit)
         rows = list((await self._db.execute(self._plans.scope(stmt))).scalars().all())

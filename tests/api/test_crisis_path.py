@@ -233,3 +233,77 @@ async def test_a_concern_needs_someone_you_serve(api: Api) -> None:
     )
     assert refused["raiseConcern"]["errors"] == [{"code": "NOT_FOUND", "field": ["person"]}]
     assert refused["raiseConcern"]["alert"] is None
+
+
+async def test_a_concern_reaches_only_the_association_serving_the_family(api: Api) -> None:
+    """Another family-planning association, serving the other street, is not told: being sent
+    the alert would tell it that this person's family is a 失独 family (review finding)."""
+    from sqlalchemy import select
+
+    from domain import models as m
+    from domain.session import system_session
+    from domain.units import UnitKind
+    from tests.builders import insert_unit
+
+    async with system_session(api.engine, reason="test: a second association") as s:
+        xishan = (
+            await s.execute(select(m.Unit).where(m.Unit.id == api.district.units["street:xishan"]))
+        ).scalar_one()
+        other = await insert_unit(
+            s, name="西山计生协会", kind=UnitKind.FAMILY_PLANNING, parent=xishan
+        )
+        other.area_unit_id = xishan.id
+        await s.commit()
+        other_id = other.id
+    member = gid("Person", api.district.records[0]["shidu_member"])
+    raised = await api.data(
+        "volunteer.li", CONCERN, {"in": {"person": member, "kind": "MOOD", "urgency": "LOW"}}
+    )
+    alert_id = number_of(raised["raiseConcern"]["alert"]["id"])
+    async with system_session(api.engine, reason="test: where the concern went") as s:
+        t = m.AlertTarget
+        went = set((await s.execute(select(t.unit_id).where(t.alert_id == alert_id))).scalars())
+    assert api.district.units["jisheng"] in went and other_id not in went
+
+
+async def test_an_overdue_screening_signal_stays_with_the_school(api: Api) -> None:
+    """A screening alert with no case is re-armed at the school, never escalated to the duty
+    officer: its tier alone would tell them a child answered the self-harm item."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select
+
+    from domain import models as m
+    from domain.alerts import Alert
+    from domain.cases import RiskLevel, SourceChannel
+    from domain.session import system_session
+
+    school = api.district.units["school2"]
+    async with system_session(api.engine, reason="test: an overdue screening signal") as s:
+        alert = Alert.raised(
+            channel=SourceChannel.SCHOOL_SCREENING,
+            risk=RiskLevel.HIGH,
+            summary=None,
+            area_unit_id=school,
+            owner_unit_id=school,
+            at=datetime.now(UTC) - timedelta(hours=2),
+            within=timedelta(minutes=30),
+            person_id=api.district.records[0]["high_subject"],
+        )
+        s.add(alert)
+        await s.commit()
+        alert_id = alert.id
+    assert await escalate_overdue(api.engine) >= 1
+    async with system_session(api.engine, reason="test: where it is now") as s:
+        now = (await s.execute(select(m.Alert).where(m.Alert.id == alert_id))).scalar_one()
+    assert now.target_unit_id == school and now.status.value == "escalated"
+    assert now.ack_deadline > datetime.now(UTC)
+    assert await alert_as(api, "duty", gid("Alert", alert_id)) is None
+
+
+async def test_only_the_owner_dismisses_a_joint_team_s_alert(api: Api) -> None:
+    alert = await make_alert(api, risk="HIGH")  # the police station owns it; the grid is told
+    refused = await api.data("grid.donghu", DISMISS, {"id": alert, "r": "误报"})
+    assert refused["dismissAlert"]["errors"] == [{"code": "FORBIDDEN", "field": ["id"]}]
+    done = await api.data("police.donghu", DISMISS, {"id": alert, "r": "民警上门核实，系误报"})
+    assert done["dismissAlert"]["errors"] == []
