@@ -176,7 +176,7 @@ async def lookup_students(gate: Gate, id_numbers: Sequence[str]) -> dict[str, in
             match,
             shown=("id",),
             reason="screening_import_match",
-            limit=1000,
+            limit=100_000,  # no real cap: every student sharing a number must be seen
             relations=(Relation.SCHOOL.value,),
         )
         found.update({by_index[h.row.id_number_index]: h.id for h in hits})
