@@ -159,26 +159,26 @@ class Alert(Sealed, Protected, Base):
         self.acknowledged_at = at
         self.acknowledged_by_staff_id = staff_id
 
-    def open_case(self, *, case_id: int, at: datetime) -> None:
-        """Handled by opening a case: linked to it and closed."""
-        self._close(at)
+    def open_case(self, *, case_id: int, staff_id: int, at: datetime) -> None:
+        """Handled by opening a case: taken on (if nobody had), linked to it and closed."""
+        self._close(staff_id, at)
         self.case_id = case_id
         self.resolution = AlertResolution.CASE_OPENED
 
-    def dismiss(self, *, reason: str, at: datetime) -> None:
-        """Handled without a case (looked into, not a crisis): closed with the reason, which the
-        gate seals (the column type refuses it in the clear)."""
+    def dismiss(self, *, reason: str, staff_id: int, at: datetime) -> None:
+        """Handled without a case (looked into, not a crisis): taken on (if nobody had) and
+        closed with the reason, which the gate seals (the column type refuses it in the clear)."""
         if not reason.strip():
             raise DomainError(ErrorCode.REQUIRED, "关闭预警须说明理由", ("reason",))
-        self._close(at)
+        self._close(staff_id, at)
         self.resolution = AlertResolution.DISMISSED
         self.dismissed_reason = reason.strip()  # type: ignore[assignment]  # sealed by the gate
 
-    def _close(self, at: datetime) -> None:
+    def _close(self, staff_id: int, at: datetime) -> None:
         if self.status == AlertStatus.CLOSED:
             raise DomainError(ErrorCode.INVALID_TRANSITION, "该预警已关闭")
-        if self.status != AlertStatus.ACKNOWLEDGED:
-            raise DomainError(ErrorCode.INVALID_TRANSITION, "预警须先确认接手，再处理关闭")
+        if self.status in (AlertStatus.OPEN, AlertStatus.ESCALATED):
+            self.acknowledge(staff_id=staff_id, at=at)  # handling it is taking it on
         self.status = AlertStatus.CLOSED
         self.closed_at = at
 

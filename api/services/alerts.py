@@ -13,7 +13,6 @@ from authz.entities import Entity
 from authz.gate import Forbidden, Gate, Permit
 from authz.relations import Relation
 from domain import models as m
-from domain.alerts import AlertStatus
 from domain.cases import RiskLevel, SourceChannel
 from domain.classification import written_fields
 from domain.errors import NotFound
@@ -162,9 +161,7 @@ async def dismiss_alert(gate: Gate, *, alert_id: int, reason: str) -> int:
     if me.unit_id != alert.target_unit_id:
         # The rest of a joint team may take an alert on, but only its owner closes it for all.
         raise Forbidden("只有负责该预警的单位可以关闭预警", ("id",))
-    if alert.status in (AlertStatus.OPEN, AlertStatus.ESCALATED):
-        alert.acknowledge(staff_id=me.id, at=gate.now)
-    alert.dismiss(reason=reason, at=gate.now)
+    alert.dismiss(reason=reason, staff_id=me.id, at=gate.now)
     await gate.seal_pending(target.permit, alert)
     fields = ["status", "resolution", "dismissed_reason", "closed_at"]
     gate.wrote(target.permit, alert, fields, "dismiss", person_id=target.person_id)

@@ -15,14 +15,11 @@ from authz.entities import Entity
 from authz.gate import Forbidden, Gate, Order, Permit, Writable
 from authz.relations import Relation
 from domain import models as m
-from domain.alerts import AlertStatus
 from domain.cases import CaseStatus, RiskLevel, SourceChannel
 from domain.classification import field_classes, written_fields
 from domain.errors import DomainError, ErrorCode, NotFound
 from domain.interventions import InterventionKind
 from domain.referrals import ReferralStatus
-
-CASE_TEXT = ("presenting_problem", "support_plan", "diagnosis")
 
 
 async def open_case(
@@ -85,9 +82,7 @@ async def open_case(
     )
     if source is not None:
         alert = source.row
-        if alert.status in (AlertStatus.OPEN, AlertStatus.ESCALATED):
-            alert.acknowledge(staff_id=me.id, at=gate.now)
-        alert.open_case(case_id=case.id, at=gate.now)
+        alert.open_case(case_id=case.id, staff_id=me.id, at=gate.now)
         fields = ["status", "acknowledged_at", "case_id", "resolution", "closed_at"]
         gate.wrote(source.permit, alert, fields, "case_opened", person_id=subject_id)
     return OpenedCase(case.id, team.lead, team.co_units)
